@@ -1,0 +1,5 @@
+import type { MigrationInterface } from 'typeorm';
+import { InitialSchema1795704041176 } from './1795704041176-InitialSchema';
+
+/** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
+export const MIGRATIONS: (new () => MigrationInterface)[] = [InitialSchema1795704041176];

@@ -1,0 +1,39 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AppConfig } from './config/app-config';
+import { ConfigModule } from './config/config.module';
+import { dataSourceOptions } from './database/data-source-options';
+import { HealthModule } from './health/health.module';
+import { AppLogger } from './logging/app-logger';
+import { LoggingModule } from './logging/logging.module';
+import { MetricsModule } from './metrics/metrics.module';
+
+export interface AppModuleOptions {
+  config: AppConfig;
+  /** The database this instance uses (DATABASE_URL, or the embedded server's URL). */
+  databaseUrl: string;
+  logger: AppLogger;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(options: AppModuleOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(options.config),
+        LoggingModule.forRoot(options.logger),
+        TypeOrmModule.forRoot({
+          ...dataSourceOptions(options.databaseUrl),
+          // Keep retrying at start: a replica may come up before its database.
+          retryAttempts: 10,
+          retryDelay: 1000,
+        }),
+        ScheduleModule.forRoot(),
+        MetricsModule,
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,61 @@
+import formBody from '@fastify/formbody';
+import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import qs from 'qs';
+import { AppModule, AppModuleOptions } from './app.module';
+import { ErrorResponseFilter } from './errors/error-response.filter';
+
+/** Bracket keys nest at most this deep; Bitrix24 payloads need 3–4 levels. */
+const FORM_DEPTH = 8;
+const FORM_PARAMETER_LIMIT = 2000;
+
+/** Parses Bitrix24's PHP-style form bodies (`auth[member_id]=…`, percent-encoded or not). */
+export function parseBitrixForm(body: string): Record<string, unknown> {
+  try {
+    return qs.parse(body, {
+      depth: FORM_DEPTH,
+      parameterLimit: FORM_PARAMETER_LIMIT,
+      throwOnLimitExceeded: true,
+      arrayLimit: 100,
+      strictDepth: true,
+      allowPrototypes: false,
+    });
+  } catch (error) {
+    throw Object.assign(new Error(`Malformed form body: ${(error as Error).message}`), {
+      statusCode: 400,
+      code: 'malformed_body',
+    });
+  }
+}
+
+/**
+ * Builds the HTTP application (Fastify, form parsing, body limit, validation, error format).
+ * Shared by main.ts and the e2e tests, so tests exercise exactly what production serves.
+ */
+export async function createApp(options: AppModuleOptions): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: options.config.http.bodyLimitBytes,
+    trustProxy: true,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(options),
+    adapter,
+    { logger: options.logger, bodyParser: false },
+  );
+  const fastify = app.getHttpAdapter().getInstance();
+  await fastify.register(formBody, {
+    parser: parseBitrixForm,
+    bodyLimit: options.config.http.bodyLimitBytes,
+  });
+  // Nest routes Fastify's own errors (unparsable or oversized bodies) through this filter too.
+  app.useGlobalFilters(new ErrorResponseFilter(options.logger.child('http')));
+  app.useGlobalPipes(
+    new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
+  );
+  return app;
+}
+
+export type App = INestApplication;

@@ -1,0 +1,85 @@
+import { ConfigurationError, loadConfig } from './app-config';
+
+const VALID = {
+  BITRIX24_CLIENT_ID: 'local.app',
+  BITRIX24_CLIENT_SECRET: 'secret',
+  TOKEN_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
+};
+
+function problemsOf(env: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('accepts a valid environment and applies the documented defaults', () => {
+    const config = loadConfig(VALID);
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 3000, bodyLimitBytes: 1048576 });
+    expect(config.appBaseUrl).toBe('http://localhost:3000');
+    expect(config.database).toEqual({ url: undefined, dataDir: './.data' });
+    expect(config.bitrix24.oauthUrl).toBe('https://oauth.bitrix.info');
+    expect(config.bitrix24.offlineEvents).toHaveLength(12);
+    expect(config.bitrix24.offlineEvents).toContain('ONCRMLEADDELETE');
+    expect(config.bitrix24.offlineMinTimeout).toBe(1);
+    expect(config.bitrix24.rateLimit).toEqual({ rps: 2, burst: 50 });
+    expect(config.drain.pageSize).toBe(50);
+    expect(config.drain.pollIntervalSeconds).toBe(60);
+    expect(config.admin.token).toBeUndefined();
+    expect(config.eventHandlerUrl).toBe('http://localhost:3000/bitrix24/events');
+  });
+
+  it('reports a missing client id and a malformed encryption key together, in one error', () => {
+    const problems = problemsOf({
+      BITRIX24_CLIENT_SECRET: 'secret',
+      TOKEN_ENCRYPTION_KEY: 'not-base64-of-32-bytes',
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'BITRIX24_CLIENT_ID is required',
+        expect.stringMatching(/^TOKEN_ENCRYPTION_KEY must be base64 of exactly 32 bytes/),
+      ]),
+    );
+    expect(() => loadConfig({ BITRIX24_CLIENT_SECRET: 'secret' })).toThrow(
+      /Invalid configuration:\n {2}- BITRIX24_CLIENT_ID is required/,
+    );
+  });
+
+  it('requires an encryption key in production', () => {
+    const withoutKey = { ...VALID, TOKEN_ENCRYPTION_KEY: undefined };
+    expect(problemsOf({ ...withoutKey, NODE_ENV: 'production' })).toEqual([
+      expect.stringMatching(/TOKEN_ENCRYPTION_KEY/),
+    ]);
+    expect(problemsOf(withoutKey)).toEqual([]);
+  });
+
+  it('parses numbers and lists, and rejects values out of range', () => {
+    const config = loadConfig({
+      ...VALID,
+      PORT: '8080',
+      BITRIX24_OFFLINE_EVENTS: ' onCrmDealAdd, ONCRMDEALUPDATE ,',
+      BITRIX24_RATE_LIMIT_RPS: '5',
+      BITRIX24_RATE_LIMIT_BURST: '250',
+      POLL_INTERVAL_SECONDS: '0',
+    });
+    expect(config.http.port).toBe(8080);
+    expect(config.bitrix24.offlineEvents).toEqual(['ONCRMDEALADD', 'ONCRMDEALUPDATE']);
+    expect(config.bitrix24.rateLimit).toEqual({ rps: 5, burst: 250 });
+    expect(config.drain.pollIntervalSeconds).toBe(0);
+
+    const problems = problemsOf({
+      ...VALID,
+      PORT: 'eighty',
+      DRAIN_PAGE_SIZE: '0',
+      ADMIN_TOKEN: 'short',
+      DATABASE_URL: 'mysql://x',
+      BITRIX24_OAUTH_URL: 'oauth.bitrix.info',
+      BITRIX24_OFFLINE_EVENTS: 'ONCRMDEALADD,bad name',
+    });
+    expect(problems).toHaveLength(6);
+  });
+});

@@ -1,0 +1,107 @@
+import { plainToInstance } from 'class-transformer';
+import { validateSync, ValidationError } from 'class-validator';
+import { EnvironmentSchema } from './environment.schema';
+
+/** Typed configuration. Code reads settings only through this object (injected as AppConfig). */
+export class AppConfig {
+  readonly env: 'development' | 'production' | 'test';
+  readonly logLevel: string;
+  readonly http: { host: string; port: number; bodyLimitBytes: number };
+  readonly appBaseUrl: string;
+  readonly database: { url: string | undefined; dataDir: string };
+  readonly bitrix24: {
+    clientId: string;
+    clientSecret: string;
+    oauthUrl: string;
+    offlineEvents: readonly string[];
+    offlineMinTimeout: number;
+    authConnector: string | undefined;
+    rateLimit: { rps: number; burst: number };
+    requestTimeoutMs: number;
+    refreshTokenLifetimeDays: number;
+  };
+  readonly drain: {
+    pageSize: number;
+    pollIntervalSeconds: number;
+    concurrency: number;
+    leaseSeconds: number;
+  };
+  readonly inbox: { maxAttempts: number; concurrency: number };
+  readonly portals: {
+    installPendingTimeoutSeconds: number;
+    uninstallCleanEvents: 'keep' | 'purge';
+  };
+  readonly admin: { token: string | undefined };
+  readonly tokenEncryption: { key: string | undefined; oldKeys: readonly string[] };
+
+  constructor(values: Omit<AppConfig, 'eventHandlerUrl'>) {
+    Object.assign(this, values);
+  }
+
+  /** The URL Bitrix24 posts every event to. */
+  get eventHandlerUrl(): string {
+    return `${this.appBaseUrl.replace(/\/+$/, '')}/bitrix24/events`;
+  }
+}
+
+export class ConfigurationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/** One line per variable, however many of its rules it breaks. */
+function flatten(errors: ValidationError[]): string[] {
+  return errors.flatMap((error) => [
+    ...(error.constraints
+      ? [[...new Set(Object.values(error.constraints))].reverse().join('; ')]
+      : []),
+    ...flatten(error.children ?? []),
+  ]);
+}
+
+/** Validates the whole environment at once and reports every problem in one error. */
+export function loadConfig(env: Record<string, string | undefined>): AppConfig {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const schema = plainToInstance(EnvironmentSchema, present, { exposeDefaultValues: true });
+  const problems = flatten(validateSync(schema, { forbidUnknownValues: false }));
+  if (problems.length > 0) throw new ConfigurationError(problems);
+
+  return new AppConfig({
+    env: schema.NODE_ENV as AppConfig['env'],
+    logLevel: schema.LOG_LEVEL,
+    http: { host: schema.HOST, port: schema.PORT, bodyLimitBytes: schema.HTTP_BODY_LIMIT_BYTES },
+    appBaseUrl: schema.APP_BASE_URL,
+    database: { url: schema.DATABASE_URL, dataDir: schema.DATA_DIR },
+    bitrix24: {
+      clientId: schema.BITRIX24_CLIENT_ID,
+      clientSecret: schema.BITRIX24_CLIENT_SECRET,
+      oauthUrl: schema.BITRIX24_OAUTH_URL.replace(/\/+$/, ''),
+      offlineEvents: schema.BITRIX24_OFFLINE_EVENTS,
+      offlineMinTimeout: schema.BITRIX24_OFFLINE_MIN_TIMEOUT,
+      authConnector: schema.BITRIX24_AUTH_CONNECTOR,
+      rateLimit: { rps: schema.BITRIX24_RATE_LIMIT_RPS, burst: schema.BITRIX24_RATE_LIMIT_BURST },
+      requestTimeoutMs: schema.BITRIX24_REQUEST_TIMEOUT_MS,
+      refreshTokenLifetimeDays: schema.REFRESH_TOKEN_LIFETIME_DAYS,
+    },
+    drain: {
+      pageSize: schema.DRAIN_PAGE_SIZE,
+      pollIntervalSeconds: schema.POLL_INTERVAL_SECONDS,
+      concurrency: schema.DRAIN_CONCURRENCY,
+      leaseSeconds: schema.DRAIN_LEASE_SECONDS,
+    },
+    inbox: { maxAttempts: schema.INBOX_MAX_ATTEMPTS, concurrency: schema.INBOX_CONCURRENCY },
+    portals: {
+      installPendingTimeoutSeconds: schema.INSTALL_PENDING_TIMEOUT_SECONDS,
+      uninstallCleanEvents: schema.UNINSTALL_CLEAN_EVENTS,
+    },
+    admin: { token: schema.ADMIN_TOKEN },
+    tokenEncryption: {
+      key: schema.TOKEN_ENCRYPTION_KEY,
+      oldKeys: schema.TOKEN_ENCRYPTION_OLD_KEYS?.split(',') ?? [],
+    },
+  });
+}

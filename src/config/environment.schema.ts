@@ -1,0 +1,198 @@
+import { Transform } from 'class-transformer';
+import {
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsNumber,
+  IsOptional,
+  IsPositive,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  ValidateIf,
+} from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+const toNumber = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))
+    ? Number(value)
+    : value;
+const EVENT_NAME = /^[A-Z0-9_]+$/;
+const BASE64_32_BYTES = /^[A-Za-z0-9+/]{43}=$/;
+
+/** The raw process environment, as PRODUCT.md names it. Validated once at start-up. */
+export class EnvironmentSchema {
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\/.+/, { message: 'DATABASE_URL must be a postgres:// URL' })
+  DATABASE_URL?: string;
+
+  @IsString()
+  @IsNotEmpty()
+  DATA_DIR = './.data';
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  PORT = 3000;
+
+  @IsString()
+  @IsNotEmpty()
+  HOST = '0.0.0.0';
+
+  @Matches(/^https?:\/\/[^/\s]+(\/[^\s]*)?$/, {
+    message: 'APP_BASE_URL must be an absolute http(s) URL',
+  })
+  APP_BASE_URL = 'http://localhost:3000';
+
+  @IsString({ message: 'BITRIX24_CLIENT_ID is required' })
+  @IsNotEmpty({ message: 'BITRIX24_CLIENT_ID is required' })
+  BITRIX24_CLIENT_ID: string;
+
+  @IsString({ message: 'BITRIX24_CLIENT_SECRET is required' })
+  @IsNotEmpty({ message: 'BITRIX24_CLIENT_SECRET is required' })
+  BITRIX24_CLIENT_SECRET: string;
+
+  @Matches(/^https?:\/\/[^/\s]+(\/[^\s]*)?$/, {
+    message: 'BITRIX24_OAUTH_URL must be an absolute http(s) URL',
+  })
+  BITRIX24_OAUTH_URL = 'https://oauth.bitrix.info';
+
+  @Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((name) => name.trim().toUpperCase())
+          .filter((name) => name !== '')
+      : value,
+  )
+  @Matches(EVENT_NAME, {
+    each: true,
+    message: 'BITRIX24_OFFLINE_EVENTS must be a comma list of event names',
+  })
+  BITRIX24_OFFLINE_EVENTS: string[] = [
+    'ONCRMDEALADD',
+    'ONCRMDEALUPDATE',
+    'ONCRMDEALDELETE',
+    'ONCRMCONTACTADD',
+    'ONCRMCONTACTUPDATE',
+    'ONCRMCONTACTDELETE',
+    'ONCRMCOMPANYADD',
+    'ONCRMCOMPANYUPDATE',
+    'ONCRMCOMPANYDELETE',
+    'ONCRMLEADADD',
+    'ONCRMLEADUPDATE',
+    'ONCRMLEADDELETE',
+  ];
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  BITRIX24_OFFLINE_MIN_TIMEOUT = 1;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9_.-]{1,64}$/, {
+    message: 'BITRIX24_AUTH_CONNECTOR must be 1-64 letters, digits, dots, dashes or underscores',
+  })
+  BITRIX24_AUTH_CONNECTOR?: string;
+
+  @Transform(toNumber)
+  @IsNumber()
+  @IsPositive()
+  BITRIX24_RATE_LIMIT_RPS = 2;
+
+  @Transform(toNumber)
+  @IsNumber()
+  @Min(1)
+  BITRIX24_RATE_LIMIT_BURST = 50;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  DRAIN_PAGE_SIZE = 50;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  POLL_INTERVAL_SECONDS = 60;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(32, { message: 'ADMIN_TOKEN must be at least 32 characters' })
+  ADMIN_TOKEN?: string;
+
+  @ValidateIf(
+    (env: EnvironmentSchema) => env.NODE_ENV === 'production' || !!env.TOKEN_ENCRYPTION_KEY,
+  )
+  @Matches(BASE64_32_BYTES, {
+    message:
+      'TOKEN_ENCRYPTION_KEY must be base64 of exactly 32 bytes (required when NODE_ENV=production)',
+  })
+  TOKEN_ENCRYPTION_KEY?: string;
+
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9+/]{43}=(,[A-Za-z0-9+/]{43}=)*$/, {
+    message: 'TOKEN_ENCRYPTION_OLD_KEYS must be a comma list of base64 keys of 32 bytes each',
+  })
+  TOKEN_ENCRYPTION_OLD_KEYS?: string;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(256)
+  DRAIN_CONCURRENCY = 16;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(5)
+  @Max(60)
+  DRAIN_LEASE_SECONDS = 30;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  INBOX_MAX_ATTEMPTS = 8;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  INBOX_CONCURRENCY = 4;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(60)
+  INSTALL_PENDING_TIMEOUT_SECONDS = 3600;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  REFRESH_TOKEN_LIFETIME_DAYS = 28;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(120000)
+  BITRIX24_REQUEST_TIMEOUT_MS = 30000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(64 * 1024 * 1024)
+  HTTP_BODY_LIMIT_BYTES = 1024 * 1024;
+
+  @IsIn(['keep', 'purge'])
+  UNINSTALL_CLEAN_EVENTS: 'keep' | 'purge' = 'keep';
+
+  @IsIn(['development', 'production', 'test'])
+  NODE_ENV = 'development';
+
+  @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+  LOG_LEVEL = 'info';
+}

@@ -1,0 +1,90 @@
+import { Check, Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+
+export const EVENT_SOURCES = ['offline', 'online'] as const;
+export type EventSource = (typeof EVENT_SOURCES)[number];
+export const EVENT_STATUSES = ['pending', 'processed', 'failed', 'dead'] as const;
+export type EventStatus = (typeof EVENT_STATUSES)[number];
+
+/**
+ * One Bitrix24 event as received. An offline queue row is stored once per portal and queue row
+ * ID (uq_stored_events_member_queue_id): that index is what makes drains idempotent.
+ */
+@Entity({ name: 'stored_events' })
+@Check('ck_stored_events_source', `"source" IN ('offline','online')`)
+@Check('ck_stored_events_status', `"status" IN ('pending','processed','failed','dead')`)
+@Index('uq_stored_events_member_queue_id', ['memberId', 'queueId'], {
+  unique: true,
+  where: '"queue_id" IS NOT NULL',
+})
+@Index('uq_stored_events_member_dedup_key', ['memberId', 'dedupKey'], {
+  unique: true,
+  where: '"dedup_key" IS NOT NULL',
+})
+@Index('ix_stored_events_due', ['nextAttemptAt'], { where: `"status" IN ('pending','failed')` })
+@Index('ix_stored_events_member_id', ['memberId', 'id'])
+@Index('ix_stored_events_event_name', ['eventName', 'id'])
+@Index('ix_stored_events_status', ['status', 'id'])
+@Index('ix_stored_events_received_at', ['receivedAt'])
+export class StoredEventEntity {
+  @PrimaryGeneratedColumn({
+    name: 'id',
+    type: 'bigint',
+    primaryKeyConstraintName: 'pk_stored_events',
+  })
+  id: string;
+
+  @Column({ name: 'member_id', type: 'varchar', length: 64 })
+  memberId: string;
+
+  @Column({ name: 'source', type: 'varchar', length: 8 })
+  source: EventSource;
+
+  /** Bitrix24's offline queue row ID (offline events only). */
+  @Column({ name: 'queue_id', type: 'bigint', nullable: true })
+  queueId: string | null;
+
+  @Column({ name: 'message_id', type: 'varchar', length: 64, nullable: true })
+  messageId: string | null;
+
+  /** The offline batch this row came in (offline events only). */
+  @Column({ name: 'process_id', type: 'varchar', length: 64, nullable: true })
+  processId: string | null;
+
+  /** Online events: a digest of the delivery, so a repeated POST is stored once. */
+  @Column({ name: 'dedup_key', type: 'varchar', length: 64, nullable: true })
+  dedupKey: string | null;
+
+  @Column({ name: 'event_name', type: 'varchar', length: 128 })
+  eventName: string;
+
+  /** Handlers of one ordering key (e.g. one deal) run in order. */
+  @Column({ name: 'ordering_key', type: 'varchar', length: 200, nullable: true })
+  orderingKey: string | null;
+
+  @Column({ name: 'data', type: 'jsonb', nullable: true })
+  data: unknown;
+
+  @Column({ name: 'additional', type: 'jsonb', nullable: true })
+  additional: unknown;
+
+  @Column({ name: 'bitrix_timestamp', type: 'timestamptz', nullable: true })
+  bitrixTimestamp: Date | null;
+
+  @Column({ name: 'received_at', type: 'timestamptz', default: () => 'now()' })
+  receivedAt: Date;
+
+  @Column({ name: 'status', type: 'varchar', length: 16, default: 'pending' })
+  status: EventStatus;
+
+  @Column({ name: 'attempts', type: 'integer', default: 0 })
+  attempts: number;
+
+  @Column({ name: 'last_error', type: 'text', nullable: true })
+  lastError: string | null;
+
+  @Column({ name: 'next_attempt_at', type: 'timestamptz', nullable: true, default: () => 'now()' })
+  nextAttemptAt: Date | null;
+
+  @Column({ name: 'processed_at', type: 'timestamptz', nullable: true })
+  processedAt: Date | null;
+}

@@ -1,0 +1,91 @@
+import {
+  Check,
+  Column,
+  CreateDateColumn,
+  Entity,
+  Index,
+  PrimaryColumn,
+  UpdateDateColumn,
+} from 'typeorm';
+import type { DeliveryMode, PlanStatus, PortalStatus } from './portal-status';
+
+export interface BoundEvent {
+  event: string;
+  offline: boolean;
+}
+
+@Entity({ name: 'portals' })
+@Check(
+  'ck_portals_status',
+  `"status" IN ('new','active','needs_reinstall','payment_required','uninstalled','deleted')`,
+)
+@Check('ck_portals_delivery_mode', `"delivery_mode" IN ('exactly-once','at-most-once')`)
+@Index('ix_portals_status_member_id', ['status', 'memberId'])
+export class PortalEntity {
+  @PrimaryColumn({
+    name: 'member_id',
+    type: 'varchar',
+    length: 64,
+    primaryKeyConstraintName: 'pk_portals',
+  })
+  memberId: string;
+
+  /** Host of client_endpoint (the OAuth answer's own `domain` names the OAuth server). */
+  @Column({ name: 'domain', type: 'varchar', length: 255 })
+  domain: string;
+
+  @Column({ name: 'client_endpoint', type: 'varchar', length: 512 })
+  clientEndpoint: string;
+
+  @Column({ name: 'server_endpoint', type: 'varchar', length: 512, nullable: true })
+  serverEndpoint: string | null;
+
+  @Column({ name: 'status', type: 'varchar', length: 32, default: 'new' })
+  status: PortalStatus;
+
+  @Column({ name: 'status_reason', type: 'varchar', length: 500, nullable: true })
+  statusReason: string | null;
+
+  @Column({ name: 'status_changed_at', type: 'timestamptz', default: () => 'now()' })
+  statusChangedAt: Date;
+
+  @Column({ name: 'plan_status', type: 'char', length: 1, nullable: true })
+  planStatus: PlanStatus | null;
+
+  @Column({ name: 'delivery_mode', type: 'varchar', length: 16, default: 'exactly-once' })
+  deliveryMode: DeliveryMode;
+
+  /** SHA-256 of the portal's application_token: enough to verify events in constant time. */
+  @Column({ name: 'application_token_hash', type: 'bytea', nullable: true })
+  applicationTokenHash: Buffer | null;
+
+  @Column({ name: 'scope', type: 'varchar', length: 1000, nullable: true })
+  scope: string | null;
+
+  @Column({ name: 'installer_user_id', type: 'integer', nullable: true })
+  installerUserId: number | null;
+
+  @Column({ name: 'rate_limit_rps', type: 'real', nullable: true })
+  rateLimitRps: number | null;
+
+  @Column({ name: 'rate_limit_burst', type: 'integer', nullable: true })
+  rateLimitBurst: number | null;
+
+  @Column({ name: 'bound_events', type: 'jsonb', default: () => `'[]'` })
+  boundEvents: BoundEvent[];
+
+  @Column({ name: 'bound_at', type: 'timestamptz', nullable: true })
+  boundAt: Date | null;
+
+  @Column({ name: 'installed_at', type: 'timestamptz', nullable: true })
+  installedAt: Date | null;
+
+  @Column({ name: 'uninstalled_at', type: 'timestamptz', nullable: true })
+  uninstalledAt: Date | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt: Date;
+}
