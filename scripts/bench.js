@@ -8,10 +8,14 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const outDir = path.join(root, 'dist-bench');
 fs.rmSync(outDir, { recursive: true, force: true });
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.bench.json'], {
-  cwd: root,
-  stdio: 'inherit',
-});
+execFileSync(
+  process.execPath,
+  [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.bench.json'],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
 
 const filters = process.argv.slice(2);
 const benches = fs
