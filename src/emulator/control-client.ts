@@ -1,0 +1,149 @@
+import type {
+  AuthorizationCodeRequest,
+  AuthorizationCodeResult,
+  ClockState,
+  ControlErrorBody,
+  CreatePortalRequest,
+  CreatedPortal,
+  EnqueueOfflineEventsRequest,
+  EnqueueOfflineEventsResult,
+  EventInstallResult,
+  ExpireTokensRequest,
+  ExpireTokensResult,
+  InstallFinishResult,
+  IssuedTokensList,
+  PortalFaults,
+  PortalStats,
+  PurgeReservedRequest,
+  PurgeReservedResult,
+  SentEvent,
+  UiInstallResult,
+  UninstallRequest,
+  UninstallResult,
+  UserActionRequest,
+  UserActionResult,
+} from './control-contract';
+
+/** The control API refused a request; `code` is its `error` field. */
+export class EmulatorControlError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EmulatorControlError';
+  }
+}
+
+/** Typed client of the emulator's control API, one method per route. */
+export class EmulatorControlClient {
+  constructor(private readonly url: string) {}
+
+  createPortal(request: CreatePortalRequest = {}): Promise<CreatedPortal> {
+    return this.send('POST', '/portals', request);
+  }
+
+  install(
+    memberId: string,
+    request: { mode: 'event'; handlerUrl: string },
+  ): Promise<EventInstallResult>;
+  install(memberId: string, request: { mode: 'ui' }): Promise<UiInstallResult>;
+  install(
+    memberId: string,
+    request: { mode: 'event'; handlerUrl: string } | { mode: 'ui' },
+  ): Promise<EventInstallResult | UiInstallResult> {
+    return this.send('POST', `${portalPath(memberId)}/install`, request);
+  }
+
+  /** What BX24.installFinish() does: INSTALLED=Y. */
+  finishInstall(memberId: string): Promise<InstallFinishResult> {
+    return this.send('POST', `${portalPath(memberId)}/install-finish`, {});
+  }
+
+  enqueueOfflineEvents(
+    memberId: string,
+    request: EnqueueOfflineEventsRequest,
+  ): Promise<EnqueueOfflineEventsResult> {
+    return this.send('POST', `${portalPath(memberId)}/offline-events`, request);
+  }
+
+  uninstall(memberId: string, request: UninstallRequest = {}): Promise<UninstallResult> {
+    return this.send('POST', `${portalPath(memberId)}/uninstall`, request);
+  }
+
+  expireTokens(memberId: string, request: ExpireTokensRequest = {}): Promise<ExpireTokensResult> {
+    return this.send('POST', `${portalPath(memberId)}/expire-tokens`, request);
+  }
+
+  /** Replaces the portal's faults. */
+  setFaults(memberId: string, faults: PortalFaults): Promise<PortalFaults> {
+    return this.send('PUT', `${portalPath(memberId)}/faults`, faults);
+  }
+
+  clearFaults(memberId: string): Promise<PortalFaults> {
+    return this.send('DELETE', `${portalPath(memberId)}/faults`);
+  }
+
+  stats(memberId: string): Promise<PortalStats> {
+    return this.send('GET', `${portalPath(memberId)}/stats`);
+  }
+
+  /** The recent event POSTs to the app, oldest first. */
+  sent(memberId: string): Promise<SentEvent[]> {
+    return this.send('GET', `${portalPath(memberId)}/sent`);
+  }
+
+  purgeReserved(
+    memberId: string,
+    request: PurgeReservedRequest = {},
+  ): Promise<PurgeReservedResult> {
+    return this.send('POST', `${portalPath(memberId)}/purge-reserved`, request);
+  }
+
+  createAuthorizationCode(
+    memberId: string,
+    request: AuthorizationCodeRequest = {},
+  ): Promise<AuthorizationCodeResult> {
+    return this.send('POST', `${portalPath(memberId)}/authorization-codes`, request);
+  }
+
+  /** Runs a REST method as a user in the portal UI (no app context), e.g. crm.deal.update. */
+  userAction(memberId: string, request: UserActionRequest): Promise<UserActionResult> {
+    return this.send('POST', `${portalPath(memberId)}/user-actions`, request);
+  }
+
+  /** Every access, refresh and application token issued (optionally for one portal). */
+  tokens(memberId?: string): Promise<IssuedTokensList> {
+    const query = memberId === undefined ? '' : `?memberId=${encodeURIComponent(memberId)}`;
+    return this.send('GET', `/tokens${query}`);
+  }
+
+  /** Moves the emulator's clock forward: tokens age, buckets drain, minTimeout windows pass. */
+  advanceClock(seconds: number): Promise<ClockState> {
+    return this.send('POST', '/clock/advance', { seconds });
+  }
+
+  private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await fetch(`${this.url}/_emulator${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    const parsed = (text === '' ? undefined : JSON.parse(text)) as unknown;
+    if (!response.ok) {
+      const refusal = parsed as Partial<ControlErrorBody> | undefined;
+      throw new EmulatorControlError(
+        response.status,
+        refusal?.error ?? 'UNKNOWN',
+        `${method} ${path}: ${response.status} ${refusal?.error_description ?? text}`,
+      );
+    }
+    return parsed as T;
+  }
+}
+
+function portalPath(memberId: string): string {
+  return `/portals/${encodeURIComponent(memberId)}`;
+}

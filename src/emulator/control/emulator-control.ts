@@ -1,0 +1,334 @@
+import type {
+  AuthorizationCodeRequest,
+  AuthorizationCodeResult,
+  ClockAdvanceRequest,
+  ClockState,
+  CreatePortalRequest,
+  CreatedPortal,
+  DeliveredEvent,
+  EnqueueOfflineEventsRequest,
+  EnqueueOfflineEventsResult,
+  EventInstallResult,
+  ExpireTokensRequest,
+  ExpireTokensResult,
+  InstallFinishResult,
+  InstallRequest,
+  IssuedTokensList,
+  PortalFaults,
+  PortalStats,
+  PurgeReservedRequest,
+  PurgeReservedResult,
+  SentEvent,
+  UiInstallResult,
+  UninstallRequest,
+  UninstallResult,
+  UserActionRequest,
+  UserActionResult,
+} from '../control-contract';
+import type { Emulator } from '../emulator';
+import { PortalHit, type RaiseOutcome } from '../events/event-dispatcher';
+import { assertValidHandlerUrl } from '../events/handler-url';
+import type { IssuedTokens } from '../oauth/token-registry';
+import { INSTALLING_ADMIN_ID, type Portal } from '../portals/portal';
+import { randomLowercaseAlphanumerics } from '../random-identifiers';
+import type { RestCallRunner } from '../rest/call-runner';
+import { RestError } from '../rest/rest-error';
+import { normalizeMethodName } from '../rest/rest-method';
+import { ControlError } from './control-error';
+
+/** EventOfflineTable::PROCESS_ID_LIFETIME. */
+const PROCESS_ID_LIFETIME_SECONDS = 2_952_000;
+const AUTHORIZATION_CODE_LIFETIME_SECONDS = 30;
+const DEFAULT_BULK_EVENT = 'ONCRMDEALUPDATE';
+
+/** What the control API does: the portal-side actions a test or a vendor triggers by hand. */
+export class EmulatorControl {
+  constructor(
+    private readonly emulator: Emulator,
+    private readonly runner: RestCallRunner,
+  ) {}
+
+  createPortal(request: CreatePortalRequest): CreatedPortal {
+    const portal = this.emulator.createPortal(request);
+    if (portal === undefined) {
+      throw new ControlError(409, 'PORTAL_EXISTS', 'A portal with that memberId or domain exists');
+    }
+    return {
+      memberId: portal.memberId,
+      domain: portal.domain,
+      clientEndpoint: this.emulator.clientEndpoint(portal),
+      applicationToken: portal.applicationToken,
+    };
+  }
+
+  async install(
+    memberId: string,
+    request: InstallRequest,
+  ): Promise<EventInstallResult | UiInstallResult> {
+    const portal = this.portal(memberId);
+    if (portal.hasApp) throw new ControlError(409, 'ALREADY_INSTALLED', 'The app is installed');
+    return request.mode === 'event'
+      ? this.installByEvent(portal, request.handlerUrl)
+      : this.installWithUi(portal);
+  }
+
+  /** Apps without a UI: INSTALLED=Y at once, the install URL bound as the ONAPPINSTALL handler. */
+  private async installByEvent(portal: Portal, handlerUrl: string): Promise<EventInstallResult> {
+    try {
+      assertValidHandlerUrl(handlerUrl);
+    } catch (error) {
+      if (error instanceof RestError) throw new ControlError(400, error.code, error.description);
+      throw error;
+    }
+    portal.install(true);
+    const binding = portal.bindings.add({
+      event: 'ONAPPINSTALL',
+      handler: handlerUrl,
+      userId: 0,
+      connectorId: '',
+      offline: false,
+      options: {},
+    });
+    // A fresh installation has no handlers yet, so the binding cannot be a duplicate.
+    if (binding === undefined) throw new Error('ONAPPINSTALL is already bound');
+    const tokens = this.issueAdminTokens(portal);
+    const sent = await this.emulator.events.deliverAppInstall(portal, binding, tokens);
+    return {
+      delivered: delivered(sent),
+      auth: {
+        accessToken: tokens.accessToken,
+        refreshToken: tokens.refreshToken,
+        applicationToken: portal.applicationToken,
+      },
+    };
+  }
+
+  /** Apps with a UI: INSTALLED=N until BX24.installFinish(); the install page gets this form. */
+  private installWithUi(portal: Portal): UiInstallResult {
+    portal.install(false);
+    const tokens = this.issueAdminTokens(portal);
+    return {
+      form: {
+        AUTH_ID: tokens.accessToken,
+        AUTH_EXPIRES: String(this.emulator.tokens.accessLifetimeSeconds),
+        REFRESH_ID: tokens.refreshToken,
+        SERVER_ENDPOINT: this.emulator.serverEndpoint,
+        APPLICATION_TOKEN: portal.applicationToken,
+        APPLICATION_SCOPE: this.emulator.options.scope,
+        member_id: portal.memberId,
+        status: portal.settings.appStatus,
+        PLACEMENT: 'DEFAULT',
+      },
+      query: {
+        DOMAIN: portal.domain,
+        // The emulator speaks plain http.
+        PROTOCOL: '0',
+        LANG: 'en',
+        APP_SID: randomLowercaseAlphanumerics(32),
+      },
+    };
+  }
+
+  /** What BX24.installFinish() does. */
+  finishInstall(memberId: string): InstallFinishResult {
+    const portal = this.portal(memberId);
+    if (!portal.hasApp) throw new ControlError(409, 'NOT_INSTALLED', 'The app is not installed');
+    portal.finishInstall();
+    return { installed: true };
+  }
+
+  /** One portal hit raising events, exactly as CRM activity would (merge, payment, loop rule). */
+  enqueueOfflineEvents(
+    memberId: string,
+    request: EnqueueOfflineEventsRequest,
+  ): EnqueueOfflineEventsResult {
+    const portal = this.portal(memberId);
+    const hit = new PortalHit(portal, {
+      userId: request.userId ?? INSTALLING_ADMIN_ID,
+      appCall:
+        request.asAppCall === undefined
+          ? undefined
+          : { authConnector: request.asAppCall.authConnector ?? '' },
+    });
+    const totals: RaiseOutcome = { inserted: 0, merged: 0, suppressed: 0 };
+    const add = (outcome: RaiseOutcome): void => {
+      totals.inserted += outcome.inserted;
+      totals.merged += outcome.merged;
+      totals.suppressed += outcome.suppressed;
+    };
+    for (const input of request.events ?? []) {
+      add(
+        this.emulator.events.raise(
+          hit,
+          input.event.toUpperCase(),
+          input.data ?? null,
+          input.messageId,
+        ),
+      );
+    }
+    const bulkEvent = (request.event ?? DEFAULT_BULK_EVENT).toUpperCase();
+    for (let index = 0; index < (request.count ?? 0); index++) {
+      const data = { FIELDS: { ID: String(portal.takeBulkObjectId()) } };
+      add(this.emulator.events.raise(hit, bulkEvent, data));
+    }
+    const notificationsSent = request.notify === false ? 0 : this.emulator.events.finishHit(hit);
+    return { ...totals, notificationsSent };
+  }
+
+  /** ONAPPUNINSTALL (token-less), then the app's tokens, handlers and queue are gone. */
+  async uninstall(memberId: string, request: UninstallRequest): Promise<UninstallResult> {
+    const portal = this.portal(memberId);
+    if (!portal.hasApp) throw new ControlError(409, 'NOT_INSTALLED', 'The app is not installed');
+    const handlers = portal.isInstalled ? portal.bindings.forEvent('ONAPPUNINSTALL', false) : [];
+    portal.uninstall();
+    const sent = await Promise.all(
+      handlers.map((binding) =>
+        this.emulator.events.deliverAppUninstall(portal, binding, request.clean === true),
+      ),
+    );
+    return { delivered: sent.map(delivered) };
+  }
+
+  expireTokens(memberId: string, request: ExpireTokensRequest): ExpireTokensResult {
+    const portal = this.portal(memberId);
+    return this.emulator.tokens.expirePortalTokens(portal.memberId, {
+      refresh: request.refresh === true,
+    });
+  }
+
+  setFaults(memberId: string, faults: PortalFaults): PortalFaults {
+    const portal = this.portal(memberId);
+    portal.faults = {
+      ...faults,
+      ...(faults.methods === undefined ? {} : { methods: faults.methods.map(normalizeMethodName) }),
+    };
+    return portal.faults;
+  }
+
+  clearFaults(memberId: string): PortalFaults {
+    const portal = this.portal(memberId);
+    portal.faults = {};
+    return portal.faults;
+  }
+
+  stats(memberId: string): PortalStats {
+    const portal = this.portal(memberId);
+    const { counters } = portal;
+    return {
+      memberId: portal.memberId,
+      domain: portal.domain,
+      queue: portal.queue.counts(),
+      reservedProcessIds: portal.queue.reservedProcessIds(),
+      restCalls: Object.fromEntries(counters.restCalls),
+      httpRequests: counters.httpRequests,
+      refreshes: counters.refreshes,
+      invalidGrants: counters.invalidGrants,
+      rateLimitRefusals: counters.rateLimitRefusals,
+      maxConcurrentOfflineGet: counters.maxConcurrentOfflineGet,
+      concurrentOfflineGetNow: counters.concurrentOfflineGetNow,
+      bindings: portal.bindings.all().map((binding) => ({
+        event: binding.event,
+        handler: binding.handler,
+        offline: binding.offline,
+        connectorId: binding.connectorId,
+        userId: binding.userId,
+        options: binding.options,
+      })),
+      notificationsSent: counters.notificationsSent,
+      eventsSent: counters.eventsSent,
+      installed: portal.isInstalled,
+      installState: portal.installState,
+      status: portal.settings.appStatus,
+    };
+  }
+
+  sent(memberId: string): readonly SentEvent[] {
+    return this.portal(memberId).recentlySent();
+  }
+
+  /** Runs Bitrix's daily purge of reserved rows now. */
+  purgeReserved(memberId: string, request: PurgeReservedRequest): PurgeReservedResult {
+    const olderThanSeconds = request.olderThanSeconds ?? PROCESS_ID_LIFETIME_SECONDS;
+    return { purged: this.portal(memberId).queue.purgeReserved(olderThanSeconds * 1000) };
+  }
+
+  /** A user opened the app: a code the app exchanges at /oauth/token/ (grant_type=authorization_code). */
+  createAuthorizationCode(
+    memberId: string,
+    request: AuthorizationCodeRequest,
+  ): AuthorizationCodeResult {
+    const portal = this.portal(memberId);
+    if (!portal.hasApp) throw new ControlError(409, 'NOT_INSTALLED', 'The app is not installed');
+    const userId = request.userId ?? INSTALLING_ADMIN_ID;
+    if (request.admin !== undefined) portal.setUser(userId, request.admin);
+    const code = this.emulator.tokens.issueAuthorizationCode({
+      memberId: portal.memberId,
+      userId,
+      installation: portal.installation,
+      scope: this.emulator.options.scope,
+    });
+    return { code, expiresIn: AUTHORIZATION_CODE_LIFETIME_SECONDS };
+  }
+
+  /** A user acts in the portal's own UI: no app context, no rate limit, no faults, no loop rule. */
+  async userAction(memberId: string, request: UserActionRequest): Promise<UserActionResult> {
+    const portal = this.portal(memberId);
+    const userId = request.userId ?? INSTALLING_ADMIN_ID;
+    const caller = { userId, isAdmin: portal.isAdmin(userId), app: null };
+    const hit = new PortalHit(portal, { userId });
+    const call = await this.runner.run(
+      { portal, caller, hit },
+      normalizeMethodName(request.method),
+      request.params ?? {},
+      'portal-ui',
+    );
+    this.emulator.events.finishHit(hit);
+    if (!call.ok) return { error: call.error.code, error_description: call.error.description };
+    const { result, next, total } = call.outcome;
+    return {
+      result,
+      ...(next === undefined ? {} : { next }),
+      ...(total === undefined ? {} : { total }),
+    };
+  }
+
+  tokens(memberId: string | undefined): IssuedTokensList {
+    const portals =
+      memberId === undefined ? [...this.emulator.portals.all()] : [this.portal(memberId)];
+    return {
+      ...this.emulator.tokens.issuedTokens(memberId),
+      applicationTokens: portals.map((portal) => portal.applicationToken),
+    };
+  }
+
+  advanceClock(request: ClockAdvanceRequest): ClockState {
+    this.emulator.clock.advance(request.seconds * 1000);
+    return { now: new Date(this.emulator.clock.now()).toISOString() };
+  }
+
+  private issueAdminTokens(portal: Portal): IssuedTokens {
+    return this.emulator.tokens.issue({
+      memberId: portal.memberId,
+      userId: INSTALLING_ADMIN_ID,
+      installation: portal.installation,
+      scope: this.emulator.options.scope,
+    });
+  }
+
+  private portal(memberId: string): Portal {
+    const portal = this.emulator.portals.findByMemberId(memberId);
+    if (portal === undefined) {
+      throw new ControlError(404, 'PORTAL_NOT_FOUND', `No portal with memberId ${memberId}`);
+    }
+    return portal;
+  }
+}
+
+function delivered(sent: SentEvent): DeliveredEvent {
+  return {
+    url: sent.url,
+    status: sent.status,
+    body: sent.responseBody,
+    ...(sent.error === undefined ? {} : { error: sent.error }),
+  };
+}

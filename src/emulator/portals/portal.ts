@@ -1,0 +1,182 @@
+import type { Clock } from '../clock';
+import { CrmRecords } from '../crm/crm-records';
+import { EventBindings } from '../events/event-bindings';
+import { OfflineQueue } from '../offline-queue/offline-queue';
+import {
+  ENTERPRISE_PLAN_LIMIT,
+  LeakyBucket,
+  STANDARD_PLAN_LIMIT,
+  type RateLimit,
+} from '../rest/leaky-bucket';
+import { OperatingTimeMeter } from '../rest/operating-time';
+import type { PortalFaults } from './portal-faults';
+import type { PortalSettings } from './portal-settings';
+
+/**
+ * Where the app stands on the portal: `installing` is INSTALLED=N (an app with a UI before
+ * BX24.installFinish()), `installed` is INSTALLED=Y.
+ */
+export type InstallState = 'not-installed' | 'installing' | 'installed' | 'uninstalled';
+
+/** One POST the event sender made, as `GET /_emulator/portals/:memberId/sent` shows it. */
+export interface SentEvent {
+  readonly url: string;
+  readonly event: string;
+  /** The raw form-encoded body. */
+  readonly body: string;
+  readonly contentType: string;
+  readonly sentAt: string;
+  /** The handler's HTTP status; null when no answer came (refused, timed out). */
+  status: number | null;
+  responseBody: string;
+  error?: string;
+}
+
+/** What tests read back through `GET /_emulator/portals/:memberId/stats`. */
+export class PortalCounters {
+  readonly restCalls = new Map<string, number>();
+  httpRequests = 0;
+  refreshes = 0;
+  invalidGrants = 0;
+  rateLimitRefusals = 0;
+  /** ONOFFLINEEVENT POSTs. */
+  notificationsSent = 0;
+  /** Every event POST, notifications included. */
+  eventsSent = 0;
+  concurrentOfflineGetNow = 0;
+  maxConcurrentOfflineGet = 0;
+
+  countCall(method: string): void {
+    this.restCalls.set(method, (this.restCalls.get(method) ?? 0) + 1);
+  }
+
+  offlineGetStarted(): void {
+    this.concurrentOfflineGetNow++;
+    this.maxConcurrentOfflineGet = Math.max(
+      this.maxConcurrentOfflineGet,
+      this.concurrentOfflineGetNow,
+    );
+  }
+
+  offlineGetFinished(): void {
+    this.concurrentOfflineGetNow--;
+  }
+}
+
+/** Keeps the recent POSTs only: a long benchmark must not grow memory without bound. */
+const SENT_LOG_SIZE = 500;
+
+/** The admin who installs the app; other users are plain users unless a test says otherwise. */
+export const INSTALLING_ADMIN_ID = 1;
+
+/** One emulated Bitrix24 portal with the emulated app on it. */
+export class Portal {
+  readonly queue: OfflineQueue;
+  readonly bindings = new EventBindings();
+  readonly crm = new CrmRecords();
+  readonly rateLimiter: LeakyBucket;
+  readonly operatingTime: OperatingTimeMeter;
+  readonly counters = new PortalCounters();
+  faults: PortalFaults = {};
+  private state: InstallState = 'not-installed';
+  /** Bumped on every install: tokens of an earlier installation stay dead after a reinstall. */
+  private installationNumber = 0;
+  private readonly admins = new Map<number, boolean>([[INSTALLING_ADMIN_ID, true]]);
+  private readonly sentLog: SentEvent[] = [];
+  private lastBulkObjectId = 0;
+
+  constructor(
+    readonly memberId: string,
+    readonly domain: string,
+    readonly applicationToken: string,
+    private readonly baseSettings: PortalSettings,
+    clock: Clock,
+    private readonly rateLimitOverride: RateLimit | undefined,
+  ) {
+    this.queue = new OfflineQueue(clock);
+    this.rateLimiter = new LeakyBucket(clock);
+    this.operatingTime = new OperatingTimeMeter(clock);
+  }
+
+  /** The settings in force: what the portal was created with, overridden by current faults. */
+  get settings(): PortalSettings {
+    const faults = this.faults;
+    return {
+      plan: this.baseSettings.plan,
+      appStatus: faults.appStatus ?? this.baseSettings.appStatus,
+      paymentAllowed: faults.paymentAllowed ?? this.baseSettings.paymentAllowed,
+      paymentExpired: faults.paymentExpired ?? this.baseSettings.paymentExpired,
+      days: faults.days !== undefined ? faults.days : this.baseSettings.days,
+      features: { ...this.baseSettings.features, ...faults.features },
+      loopRule: faults.loopRule ?? this.baseSettings.loopRule,
+    };
+  }
+
+  get rateLimit(): RateLimit {
+    if (this.faults.rateLimit !== undefined) return this.faults.rateLimit;
+    if (this.rateLimitOverride !== undefined) return this.rateLimitOverride;
+    return this.baseSettings.plan === 'enterprise' ? ENTERPRISE_PLAN_LIMIT : STANDARD_PLAN_LIMIT;
+  }
+
+  get installState(): InstallState {
+    return this.state;
+  }
+
+  get installation(): number {
+    return this.installationNumber;
+  }
+
+  /** The app exists on the portal (INSTALLED=Y or N): its tokens work. */
+  get hasApp(): boolean {
+    return this.state === 'installing' || this.state === 'installed';
+  }
+
+  /** INSTALLED=Y: only now does the portal send events and write offline rows. */
+  get isInstalled(): boolean {
+    return this.state === 'installed';
+  }
+
+  get acceptsEvents(): boolean {
+    return this.isInstalled && this.settings.paymentAllowed;
+  }
+
+  install(finished: boolean): void {
+    this.installationNumber++;
+    this.state = finished ? 'installed' : 'installing';
+  }
+
+  finishInstall(): void {
+    this.state = 'installed';
+  }
+
+  /** CRestUtil::CleanApp: the app's handlers and offline queue go with it. */
+  uninstall(): void {
+    this.state = 'uninstalled';
+    this.bindings.removeAll();
+    this.queue.removeAll();
+  }
+
+  isAdmin(userId: number): boolean {
+    return this.admins.get(userId) ?? false;
+  }
+
+  setUser(userId: number, admin: boolean): void {
+    this.admins.set(userId, admin);
+  }
+
+  /** Object ids for bulk-generated events, so every bulk event is a distinct row. */
+  takeBulkObjectId(): number {
+    return ++this.lastBulkObjectId;
+  }
+
+  recordSent(sent: SentEvent): void {
+    this.counters.eventsSent++;
+    if (sent.event === 'ONOFFLINEEVENT') this.counters.notificationsSent++;
+    this.sentLog.push(sent);
+    if (this.sentLog.length > SENT_LOG_SIZE) this.sentLog.shift();
+  }
+
+  recentlySent(): readonly SentEvent[] {
+    return this.sentLog;
+  }
+}

@@ -1,0 +1,17 @@
+import { batchMethod } from './batch';
+import { appMethods } from './methods/app-methods';
+import { crmMethods } from './methods/crm-methods';
+import { eventMethods } from './methods/event-methods';
+import { offlineEventMethods } from './methods/offline-event-methods';
+import type { RestMethod } from './rest-method';
+
+/** Every REST method the emulated portal answers, by lower-case name. */
+export const REST_METHODS: ReadonlyMap<string, RestMethod> = new Map(
+  Object.entries({
+    ...eventMethods,
+    ...offlineEventMethods,
+    ...appMethods,
+    ...crmMethods,
+    batch: batchMethod,
+  }),
+);

@@ -1,0 +1,84 @@
+import type { Emulator } from '../emulator';
+import { PortalHit } from '../events/event-dispatcher';
+import type { Portal } from '../portals/portal';
+import { faultsConcern } from '../portals/portal-faults';
+import { authenticate } from './authentication';
+import { batchCommandMethods } from './batch';
+import type { RestCallRunner } from './call-runner';
+import { RestError, restErrors } from './rest-error';
+
+/** What to send back: a status and envelope, or nothing at all (a lost answer). */
+export type RestAnswer = { readonly status: number; readonly body: unknown } | 'withheld';
+
+/**
+ * One HTTP request to a portal's REST endpoint, checked in the portal's order: portal faults,
+ * the leaky bucket (a batch counts once), authentication, then the call itself.
+ */
+export class PortalRestApi {
+  constructor(
+    private readonly emulator: Emulator,
+    private readonly runner: RestCallRunner,
+  ) {}
+
+  async answer(
+    portal: Portal,
+    method: string,
+    params: Readonly<Record<string, unknown>>,
+    authorizationHeader: string | undefined,
+  ): Promise<RestAnswer> {
+    portal.counters.httpRequests++;
+    const methods = method === 'batch' ? [method, ...batchCommandMethods(params)] : [method];
+    const drains = methods.includes('event.offline.get');
+    if (drains) portal.counters.offlineGetStarted();
+    try {
+      return await this.process(portal, method, methods, params, authorizationHeader);
+    } catch (error) {
+      if (error instanceof RestError) return { status: error.httpStatus, body: error.toEnvelope() };
+      throw error;
+    } finally {
+      if (drains) portal.counters.offlineGetFinished();
+    }
+  }
+
+  private async process(
+    portal: Portal,
+    method: string,
+    methods: readonly string[],
+    params: Readonly<Record<string, unknown>>,
+    authorizationHeader: string | undefined,
+  ): Promise<RestAnswer> {
+    const faults = portal.faults;
+    const faulty = methods.some((name, index) => faultsConcern(faults, name, index === 0));
+    if (faults.portalDeleted === true) throw restErrors.portalDeleted();
+    if (faulty && faults.overload === true) throw restErrors.overload();
+    if (!portal.rateLimiter.tryAdd(portal.rateLimit)) {
+      portal.counters.rateLimitRefusals++;
+      throw restErrors.queryLimitExceeded();
+    }
+    const caller = authenticate(this.emulator, portal, params, authorizationHeader);
+    const withheld =
+      faulty && faults.timeoutRate !== undefined && Math.random() < faults.timeoutRate;
+    const hit = new PortalHit(portal, {
+      userId: caller.userId,
+      appCall: caller.app === null ? undefined : { authConnector: caller.app.authConnector },
+    });
+    let call;
+    try {
+      call = await this.runner.run({ portal, caller, hit }, method, params, 'request');
+    } finally {
+      this.emulator.events.finishHit(hit);
+    }
+    if (withheld) return 'withheld';
+    if (!call.ok) return { status: call.error.httpStatus, body: call.error.toEnvelope() };
+    const { result, next, total } = call.outcome;
+    return {
+      status: 200,
+      body: {
+        result,
+        ...(next === undefined ? {} : { next }),
+        ...(total === undefined ? {} : { total }),
+        time: call.time,
+      },
+    };
+  }
+}

@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import type { Emulator } from '../emulator';
+import { mergeRequestParams, stringifyAsPhpJson } from './php-values';
+import type { PortalRestApi } from './portal-rest-api';
+import { normalizeMethodName } from './rest-method';
+
+interface PortalRestRoute {
+  Params: { domain: string; '*': string };
+}
+
+/**
+ * Every portal's REST endpoint lives under its domain on the emulator: `client_endpoint` is
+ * `${url}/<domain>/rest/`, and `…/rest//method` (client_endpoint joined with a slash) works too.
+ */
+export function registerPortalRestEndpoint(
+  app: FastifyInstance,
+  emulator: Emulator,
+  api: PortalRestApi,
+): void {
+  app.route<PortalRestRoute>({
+    method: ['GET', 'POST'],
+    url: '/:domain/rest/*',
+    handler: async (request, reply) => {
+      const portal = emulator.portals.findByDomain(request.params.domain);
+      if (portal === undefined) {
+        return reply.code(404).send({
+          error: 'PORTAL_NOT_FOUND',
+          error_description: `No portal ${request.params.domain} on this emulator`,
+        });
+      }
+      const answer = await api.answer(
+        portal,
+        normalizeMethodName(request.params['*']),
+        mergeRequestParams(request.query, request.body),
+        request.headers.authorization,
+      );
+      if (answer === 'withheld') {
+        // The work is done but the answer is lost: the client sees a timeout.
+        reply.hijack();
+        return;
+      }
+      return reply
+        .code(answer.status)
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(stringifyAsPhpJson(answer.body));
+    },
+  });
+}
