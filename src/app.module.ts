@@ -1,13 +1,19 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { AdminModule } from './admin/admin.module';
+import { Bitrix24Module } from './bitrix24/bitrix24.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source-options';
 import { HealthModule } from './health/health.module';
+import { InboxModule } from './inbox/inbox.module';
 import { AppLogger } from './logging/app-logger';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { OfflineQueueModule } from './offline-queue/offline-queue.module';
+import { PortalsModule } from './portals/portals.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppModuleOptions {
   config: AppConfig;
@@ -33,6 +39,12 @@ export class AppModule {
         ScheduleModule.forRoot(),
         MetricsModule,
         HealthModule,
+        Bitrix24Module,
+        PortalsModule,
+        AdminModule,
+        InboxModule.forRoot(options.config),
+        OfflineQueueModule,
+        WebhooksModule,
       ],
     };
   }

@@ -3,6 +3,7 @@ import { INestApplication, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import qs from 'qs';
+import { setupAdminDocs } from './admin/docs/admin-docs';
 import { AppModule, AppModuleOptions } from './app.module';
 import { ErrorResponseFilter } from './errors/error-response.filter';
 
@@ -10,10 +11,20 @@ import { ErrorResponseFilter } from './errors/error-response.filter';
 const FORM_DEPTH = 8;
 const FORM_PARAMETER_LIMIT = 2000;
 
+/** Keys that could reach Object.prototype: refused outright rather than silently dropped. */
+const PROTOTYPE_KEY = /(^|\[)(__proto__|constructor|prototype)(\]|\[|$)/;
+
 /** Parses Bitrix24's PHP-style form bodies (`auth[member_id]=…`, percent-encoded or not). */
 export function parseBitrixForm(body: string): Record<string, unknown> {
   try {
     return qs.parse(body, {
+      decoder: (text, decode, charset, type) => {
+        const decoded: unknown = decode(text, decode, charset);
+        if (type === 'key' && typeof decoded === 'string' && PROTOTYPE_KEY.test(decoded)) {
+          throw new Error(`forbidden key ${JSON.stringify(decoded.slice(0, 100))}`);
+        }
+        return decoded;
+      },
       depth: FORM_DEPTH,
       parameterLimit: FORM_PARAMETER_LIMIT,
       throwOnLimitExceeded: true,
@@ -36,7 +47,8 @@ export function parseBitrixForm(body: string): Record<string, unknown> {
 export async function createApp(options: AppModuleOptions): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: options.config.http.bodyLimitBytes,
-    trustProxy: true,
+    // Client addresses (admin rate limiting, logs) come from X-Forwarded-For only behind a proxy.
+    trustProxy: options.config.http.trustProxy,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
@@ -55,6 +67,8 @@ export async function createApp(options: AppModuleOptions): Promise<NestFastifyA
   app.useGlobalPipes(
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
   );
+
+  setupAdminDocs(app);
   return app;
 }
 

@@ -79,3 +79,18 @@ export interface BatchResult {
   next: Record<string, number>;
   time?: RestTime;
 }
+
+/** app.info (contract §9). There is no member_id in it. */
+export interface AppInfo {
+  ID: number;
+  CODE: string;
+  VERSION: number | string;
+  STATUS: string;
+  INSTALLED: boolean;
+  PAYMENT_EXPIRED: 'Y' | 'N';
+  DAYS: number | null;
+  LANGUAGE_ID?: string;
+  LICENSE?: string;
+  LICENSE_TYPE?: string;
+  LICENSE_FAMILY?: string;
+}

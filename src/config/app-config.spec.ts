@@ -19,7 +19,12 @@ function problemsOf(env: Record<string, string | undefined>): string[] {
 describe('loadConfig', () => {
   it('accepts a valid environment and applies the documented defaults', () => {
     const config = loadConfig(VALID);
-    expect(config.http).toEqual({ host: '0.0.0.0', port: 3000, bodyLimitBytes: 1048576 });
+    expect(config.http).toEqual({
+      host: '0.0.0.0',
+      port: 3000,
+      bodyLimitBytes: 1048576,
+      trustProxy: false,
+    });
     expect(config.appBaseUrl).toBe('http://localhost:3000');
     expect(config.database).toEqual({ url: undefined, dataDir: './.data' });
     expect(config.bitrix24.oauthUrl).toBe('https://oauth.bitrix.info');

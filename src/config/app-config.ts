@@ -6,7 +6,7 @@ import { EnvironmentSchema } from './environment.schema';
 export class AppConfig {
   readonly env: 'development' | 'production' | 'test';
   readonly logLevel: string;
-  readonly http: { host: string; port: number; bodyLimitBytes: number };
+  readonly http: { host: string; port: number; bodyLimitBytes: number; trustProxy: boolean };
   readonly appBaseUrl: string;
   readonly database: { url: string | undefined; dataDir: string };
   readonly bitrix24: {
@@ -19,19 +19,27 @@ export class AppConfig {
     rateLimit: { rps: number; burst: number };
     requestTimeoutMs: number;
     refreshTokenLifetimeDays: number;
+    tokenKeepAliveIntervalSeconds: number;
   };
   readonly drain: {
     pageSize: number;
     pollIntervalSeconds: number;
     concurrency: number;
     leaseSeconds: number;
+    /** Test-only fault hook (`<point>:<page>`): the drain stops there so a test can SIGKILL it. */
+    testPauseAt: string | undefined;
   };
-  readonly inbox: { maxAttempts: number; concurrency: number };
+  readonly inbox: {
+    maxAttempts: number;
+    concurrency: number;
+    retryBaseSeconds: number;
+    exampleHandlers: boolean;
+  };
   readonly portals: {
     installPendingTimeoutSeconds: number;
     uninstallCleanEvents: 'keep' | 'purge';
   };
-  readonly admin: { token: string | undefined };
+  readonly admin: { token: string | undefined; maxFailedAttemptsPerMinute: number };
   readonly tokenEncryption: { key: string | undefined; oldKeys: readonly string[] };
 
   constructor(values: Omit<AppConfig, 'eventHandlerUrl'>) {
@@ -73,7 +81,12 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   return new AppConfig({
     env: schema.NODE_ENV as AppConfig['env'],
     logLevel: schema.LOG_LEVEL,
-    http: { host: schema.HOST, port: schema.PORT, bodyLimitBytes: schema.HTTP_BODY_LIMIT_BYTES },
+    http: {
+      host: schema.HOST,
+      port: schema.PORT,
+      bodyLimitBytes: schema.HTTP_BODY_LIMIT_BYTES,
+      trustProxy: schema.TRUST_PROXY,
+    },
     appBaseUrl: schema.APP_BASE_URL,
     database: { url: schema.DATABASE_URL, dataDir: schema.DATA_DIR },
     bitrix24: {
@@ -86,19 +99,29 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       rateLimit: { rps: schema.BITRIX24_RATE_LIMIT_RPS, burst: schema.BITRIX24_RATE_LIMIT_BURST },
       requestTimeoutMs: schema.BITRIX24_REQUEST_TIMEOUT_MS,
       refreshTokenLifetimeDays: schema.REFRESH_TOKEN_LIFETIME_DAYS,
+      tokenKeepAliveIntervalSeconds: schema.TOKEN_KEEP_ALIVE_INTERVAL_SECONDS,
     },
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,
       pollIntervalSeconds: schema.POLL_INTERVAL_SECONDS,
       concurrency: schema.DRAIN_CONCURRENCY,
       leaseSeconds: schema.DRAIN_LEASE_SECONDS,
+      testPauseAt: schema.DRAIN_TEST_PAUSE_AT,
     },
-    inbox: { maxAttempts: schema.INBOX_MAX_ATTEMPTS, concurrency: schema.INBOX_CONCURRENCY },
+    inbox: {
+      maxAttempts: schema.INBOX_MAX_ATTEMPTS,
+      concurrency: schema.INBOX_CONCURRENCY,
+      retryBaseSeconds: schema.INBOX_RETRY_BASE_SECONDS,
+      exampleHandlers: schema.EXAMPLE_HANDLERS,
+    },
     portals: {
       installPendingTimeoutSeconds: schema.INSTALL_PENDING_TIMEOUT_SECONDS,
       uninstallCleanEvents: schema.UNINSTALL_CLEAN_EVENTS,
     },
-    admin: { token: schema.ADMIN_TOKEN },
+    admin: {
+      token: schema.ADMIN_TOKEN,
+      maxFailedAttemptsPerMinute: schema.ADMIN_AUTH_MAX_FAILURES_PER_MINUTE,
+    },
     tokenEncryption: {
       key: schema.TOKEN_ENCRYPTION_KEY,
       oldKeys: schema.TOKEN_ENCRYPTION_OLD_KEYS?.split(',') ?? [],

@@ -1,5 +1,6 @@
 import { Transform } from 'class-transformer';
 import {
+  IsBoolean,
   IsIn,
   IsInt,
   IsNotEmpty,
@@ -11,6 +12,7 @@ import {
   Max,
   Min,
   MinLength,
+  ValidateBy,
   ValidateIf,
 } from 'class-validator';
 
@@ -42,6 +44,12 @@ export class EnvironmentSchema {
   @IsString()
   @IsNotEmpty()
   HOST = '0.0.0.0';
+
+  @Transform(({ value }: { value: unknown }) =>
+    value === 'true' ? true : value === 'false' ? false : value,
+  )
+  @IsBoolean({ message: 'TRUST_PROXY must be true or false' })
+  TRUST_PROXY = false;
 
   @Matches(/^https?:\/\/[^/\s]+(\/[^\s]*)?$/, {
     message: 'APP_BASE_URL must be an absolute http(s) URL',
@@ -126,6 +134,13 @@ export class EnvironmentSchema {
   @MinLength(32, { message: 'ADMIN_TOKEN must be at least 32 characters' })
   ADMIN_TOKEN?: string;
 
+  /** Wrong admin bearer tokens accepted per client address and minute before answering 429. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10000)
+  ADMIN_AUTH_MAX_FAILURES_PER_MINUTE = 10;
+
   @ValidateIf(
     (env: EnvironmentSchema) => env.NODE_ENV === 'production' || !!env.TOKEN_ENCRYPTION_KEY,
   )
@@ -165,6 +180,34 @@ export class EnvironmentSchema {
   @Max(64)
   INBOX_CONCURRENCY = 4;
 
+  /** First retry delay of a failed handler run; each further failure doubles it (capped at 1 h). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  INBOX_RETRY_BASE_SECONDS = 10;
+
+  /** Registers the example handlers of src/inbox/example-handlers (off by default). */
+  @Transform(({ value }: { value: unknown }) =>
+    value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : value,
+  )
+  @IsBoolean({ message: 'EXAMPLE_HANDLERS must be true or false' })
+  EXAMPLE_HANDLERS = false;
+
+  /** Test-only: the drain pauses at `<point>:<page>` and logs it, so a test can SIGKILL it there. */
+  @IsOptional()
+  @Matches(/^(after-get|after-commit|after-batch):[1-9]\d*$/, {
+    message: 'DRAIN_TEST_PAUSE_AT must be after-get|after-commit|after-batch:<page number>',
+  })
+  @ValidateBy({
+    name: 'notInProduction',
+    validator: {
+      validate: (_value, args) => (args?.object as EnvironmentSchema).NODE_ENV !== 'production',
+      defaultMessage: () => 'DRAIN_TEST_PAUSE_AT is a test hook, refused when NODE_ENV=production',
+    },
+  })
+  DRAIN_TEST_PAUSE_AT?: string;
+
   @Transform(toInt)
   @IsInt()
   @Min(60)
@@ -174,6 +217,12 @@ export class EnvironmentSchema {
   @IsInt()
   @Min(1)
   REFRESH_TOKEN_LIFETIME_DAYS = 28;
+
+  /** How often the keep-alive looks for refresh tokens near the end of their life; 0 disables it. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  TOKEN_KEEP_ALIVE_INTERVAL_SECONDS = 600;
 
   @Transform(toInt)
   @IsInt()

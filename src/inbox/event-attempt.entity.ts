@@ -38,6 +38,10 @@ export class EventAttemptEntity {
   @Column({ name: 'outcome', type: 'varchar', length: 16 })
   outcome: 'processed' | 'failed' | 'dead';
 
+  /** The handlers this run invoked (`Class.method`); empty when none is registered for the event. */
+  @Column({ name: 'handlers', type: 'text', array: true, default: () => `'{}'` })
+  handlers: string[];
+
   @Column({ name: 'error', type: 'text', nullable: true })
   error: string | null;
 

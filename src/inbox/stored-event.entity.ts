@@ -25,6 +25,9 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
 @Index('ix_stored_events_event_name', ['eventName', 'id'])
 @Index('ix_stored_events_status', ['status', 'id'])
 @Index('ix_stored_events_received_at', ['receivedAt'])
+@Index('ix_stored_events_ordering', ['memberId', 'orderingKey', 'id'], {
+  where: `"status" IN ('pending','failed') AND "ordering_key" IS NOT NULL`,
+})
 export class StoredEventEntity {
   @PrimaryGeneratedColumn({
     name: 'id',
@@ -87,4 +90,8 @@ export class StoredEventEntity {
 
   @Column({ name: 'processed_at', type: 'timestamptz', nullable: true })
   processedAt: Date | null;
+
+  /** While a worker runs the handlers: until when its claim holds (an abandoned run expires). */
+  @Column({ name: 'claim_expires_at', type: 'timestamptz', nullable: true })
+  claimExpiresAt: Date | null;
 }

@@ -42,6 +42,10 @@ export class OfflineQueueStateEntity {
   @Column({ name: 'last_drain_events', type: 'integer', default: 0 })
   lastDrainEvents: number;
 
+  /** When event.offline.list was last searched for reserved batches we do not know. */
+  @Column({ name: 'last_adoption_check_at', type: 'timestamptz', nullable: true })
+  lastAdoptionCheckAt: Date | null;
+
   @Column({ name: 'total_drained_events', type: 'bigint', default: 0 })
   totalDrainedEvents: string;
 }

@@ -1,0 +1,30 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AdminUnauthenticatedError, TooManyFailedAttemptsError } from '../admin.errors';
+import { AdminAuthenticator } from './admin-authenticator';
+
+/** Puts every admin route behind AdminAuthenticator and adds the headers its refusals call for. */
+@Injectable()
+export class AdminAuthGuard implements CanActivate {
+  constructor(private readonly authenticator: AdminAuthenticator) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const reply = context.switchToHttp().getResponse<FastifyReply>();
+    try {
+      this.authenticator.authenticate({
+        ip: request.ip,
+        authorization: request.headers.authorization,
+        route: request.routeOptions.url,
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof AdminUnauthenticatedError) {
+        void reply.header('www-authenticate', 'Bearer realm="admin"');
+      } else if (error instanceof TooManyFailedAttemptsError) {
+        void reply.header('retry-after', String(error.retryAfterSeconds));
+      }
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,191 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsIn, IsISO8601, IsOptional, Matches, ValidateBy } from 'class-validator';
+import {
+  EVENT_SOURCES,
+  EVENT_STATUSES,
+  type EventSource,
+  type EventStatus,
+} from '../../inbox/stored-event.entity';
+import { PageQueryDto } from '../pagination/page-query.dto';
+import { MEMBER_ID_PATTERN } from '../portals/admin-portal.dto';
+
+/** Stored event ids are Postgres bigints, positive, written in decimal. */
+export const EVENT_ID_PATTERN = /^[1-9][0-9]{0,18}$/;
+const MAX_BIGINT = 9223372036854775807n;
+const EVENT_NAME_PATTERN = /^[A-Za-z0-9_.]{1,128}$/;
+export const EVENT_ORDERS = ['desc', 'asc'] as const;
+export type EventOrder = (typeof EVENT_ORDERS)[number];
+
+export function isEventId(value: unknown): value is string {
+  return typeof value === 'string' && EVENT_ID_PATTERN.test(value) && BigInt(value) <= MAX_BIGINT;
+}
+
+export class EventIdParamsDto {
+  @ApiProperty({ description: 'Stored event id (decimal)', pattern: EVENT_ID_PATTERN.source })
+  @ValidateBy({
+    name: 'isEventId',
+    validator: {
+      validate: isEventId,
+      defaultMessage: () => 'id must be a positive decimal integer (a stored event id)',
+    },
+  })
+  id: string;
+}
+
+export class ListEventsQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ pattern: MEMBER_ID_PATTERN.source })
+  @IsOptional()
+  @Matches(MEMBER_ID_PATTERN, { message: 'memberId must be 1-64 letters, digits, _ . or -' })
+  memberId?: string;
+
+  @ApiPropertyOptional({
+    example: 'ONCRMDEALUPDATE',
+    description: 'Case-insensitive (event names are stored upper-case)',
+  })
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string' ? value.toUpperCase() : value,
+  )
+  @Matches(EVENT_NAME_PATTERN, { message: 'eventName must be 1-128 letters, digits, _ or .' })
+  eventName?: string;
+
+  @ApiPropertyOptional({ enum: EVENT_STATUSES })
+  @IsOptional()
+  @IsIn(EVENT_STATUSES, { message: `status must be one of ${EVENT_STATUSES.join(', ')}` })
+  status?: EventStatus;
+
+  @ApiPropertyOptional({ enum: EVENT_SOURCES })
+  @IsOptional()
+  @IsIn(EVENT_SOURCES, { message: `source must be one of ${EVENT_SOURCES.join(', ')}` })
+  source?: EventSource;
+
+  @ApiPropertyOptional({
+    format: 'date-time',
+    description: 'ISO-8601; only events received at or after this moment',
+  })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'since must be an ISO-8601 date-time' })
+  since?: string;
+
+  @ApiPropertyOptional({
+    format: 'date-time',
+    description: 'ISO-8601; only events received before this moment',
+  })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'until must be an ISO-8601 date-time' })
+  until?: string;
+
+  @ApiPropertyOptional({
+    enum: EVENT_ORDERS,
+    default: 'desc',
+    description: 'By id: `desc` newest first, `asc` oldest first',
+  })
+  @IsOptional()
+  @IsIn(EVENT_ORDERS, { message: 'order must be desc or asc' })
+  order: EventOrder = 'desc';
+}
+
+export class EventDto {
+  @ApiProperty({ description: 'Decimal bigint' })
+  id: string;
+
+  @ApiProperty()
+  memberId: string;
+
+  @ApiProperty({ enum: EVENT_SOURCES })
+  source: EventSource;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: "Bitrix24's offline queue row ID (offline events only)",
+  })
+  queueId: string | null;
+
+  @ApiProperty({ type: String, nullable: true })
+  messageId: string | null;
+
+  @ApiProperty({ example: 'ONCRMDEALUPDATE' })
+  eventName: string;
+
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    nullable: true,
+    description: 'The event data as Bitrix24 sent it (credential fields are masked)',
+  })
+  data: unknown;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  bitrixTimestamp: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time' })
+  receivedAt: string;
+
+  @ApiProperty({ enum: EVENT_STATUSES })
+  status: EventStatus;
+
+  @ApiProperty({ description: 'Handler runs so far' })
+  attempts: number;
+
+  @ApiProperty({ type: String, nullable: true })
+  lastError: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  nextAttemptAt: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  processedAt: string | null;
+}
+
+export class EventPageDto {
+  @ApiProperty({ type: [EventDto] })
+  items: EventDto[];
+
+  @ApiProperty({ type: String, nullable: true, description: 'null on the last page' })
+  nextCursor: string | null;
+}
+
+export class EventAttemptDto {
+  @ApiProperty()
+  attempt: number;
+
+  @ApiProperty({ enum: ['automatic', 'replay'] })
+  trigger: 'automatic' | 'replay';
+
+  @ApiProperty({ enum: ['processed', 'failed', 'dead'] })
+  outcome: 'processed' | 'failed' | 'dead';
+
+  @ApiProperty({
+    type: [String],
+    description: 'The handlers this run invoked (`Class.method`); empty when none is registered',
+  })
+  handlers: string[];
+
+  @ApiProperty({ type: String, nullable: true })
+  error: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time' })
+  startedAt: string;
+
+  @ApiProperty({ type: String, format: 'date-time' })
+  finishedAt: string;
+}
+
+export class EventDetailDto extends EventDto {
+  @ApiProperty({ type: String, nullable: true, description: 'The offline batch it came in' })
+  processId: string | null;
+
+  @ApiProperty({ type: String, nullable: true })
+  orderingKey: string | null;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
+  additional: unknown;
+
+  @ApiProperty({
+    type: [EventAttemptDto],
+    description: 'Processing history, oldest first (the latest 200 runs)',
+  })
+  history: EventAttemptDto[];
+}

@@ -1,0 +1,141 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { EventAttemptEntity } from '../../inbox/event-attempt.entity';
+import { StoredEventEntity } from '../../inbox/stored-event.entity';
+import { EventNotFoundError, InvalidFilterError } from '../admin.errors';
+import { KeysetCursor } from '../pagination/keyset-cursor';
+import { Page, toPage } from '../pagination/page-query.dto';
+import {
+  EVENT_ID_PATTERN,
+  EventAttemptDto,
+  EventDetailDto,
+  EventDto,
+  ListEventsQueryDto,
+} from './admin-event.dto';
+import { maskCredentials } from './credential-masking';
+
+const HISTORY_LIMIT = 200;
+
+const iso = (moment: Date | null): string | null => moment?.toISOString() ?? null;
+
+/** Postgres has no year 0 and JavaScript no year 10000: keep filters where both agree. */
+const EARLIEST = Date.UTC(1970, 0, 1);
+const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+function instantOf(name: 'since' | 'until', value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const instant = new Date(value);
+  if (Number.isNaN(instant.getTime())) {
+    throw new InvalidFilterError(`${name} must be an ISO-8601 date-time`);
+  }
+  if (instant.getTime() < EARLIEST || instant.getTime() > LATEST) {
+    throw new InvalidFilterError(`${name} must be between 1970 and 9999`);
+  }
+  return instant;
+}
+
+/** Read side of the admin API for stored events and their processing history. */
+@Injectable()
+export class AdminEventsQueries {
+  constructor(
+    @InjectRepository(StoredEventEntity) private readonly events: Repository<StoredEventEntity>,
+    @InjectRepository(EventAttemptEntity)
+    private readonly attempts: Repository<EventAttemptEntity>,
+  ) {}
+
+  /**
+   * Keyset by id: a page never repeats or skips a row that existed when paging began, however
+   * many events are stored meanwhile (new ones have higher ids).
+   */
+  async list(query: ListEventsQueryDto): Promise<Page<EventDto>> {
+    const since = instantOf('since', query.since);
+    const until = instantOf('until', query.until);
+    if (since && until && since >= until) {
+      throw new InvalidFilterError('since must be before until');
+    }
+    const cursor = new KeysetCursor(
+      JSON.stringify([
+        'events',
+        query.memberId ?? null,
+        query.eventName ?? null,
+        query.status ?? null,
+        query.source ?? null,
+        since?.toISOString() ?? null,
+        until?.toISOString() ?? null,
+        query.order,
+      ]),
+      EVENT_ID_PATTERN,
+    );
+    const after = query.cursor === undefined ? undefined : cursor.decode(query.cursor);
+    const descending = query.order === 'desc';
+
+    const builder = this.events
+      .createQueryBuilder('event')
+      .orderBy('event.id', descending ? 'DESC' : 'ASC')
+      .limit(query.limit + 1);
+    if (query.memberId)
+      builder.andWhere('event.memberId = :memberId', { memberId: query.memberId });
+    if (query.eventName)
+      builder.andWhere('event.eventName = :eventName', { eventName: query.eventName });
+    if (query.status) builder.andWhere('event.status = :status', { status: query.status });
+    if (query.source) builder.andWhere('event.source = :source', { source: query.source });
+    if (since) builder.andWhere('event.receivedAt >= :since', { since });
+    if (until) builder.andWhere('event.receivedAt < :until', { until });
+    if (after !== undefined) {
+      builder.andWhere(descending ? 'event.id < :after' : 'event.id > :after', { after });
+    }
+    const rows = await builder.getMany();
+    return toPage(
+      rows,
+      query.limit,
+      (event) => event.id,
+      (key) => cursor.encode(key),
+      (event) => this.present(event),
+    );
+  }
+
+  async detail(id: string): Promise<EventDetailDto> {
+    const event = await this.events.findOneBy({ id });
+    if (!event) throw new EventNotFoundError(id);
+    const history = await this.attempts.find({
+      where: { eventId: id },
+      order: { id: 'DESC' },
+      take: HISTORY_LIMIT,
+    });
+    return {
+      ...this.present(event),
+      processId: event.processId,
+      orderingKey: event.orderingKey,
+      additional: maskCredentials(event.additional ?? null),
+      history: history.reverse().map((attempt): EventAttemptDto => ({
+        attempt: attempt.attempt,
+        trigger: attempt.trigger,
+        outcome: attempt.outcome,
+        handlers: attempt.handlers,
+        error: attempt.error,
+        startedAt: attempt.startedAt.toISOString(),
+        finishedAt: attempt.finishedAt.toISOString(),
+      })),
+    };
+  }
+
+  private present(event: StoredEventEntity): EventDto {
+    return {
+      id: event.id,
+      memberId: event.memberId,
+      source: event.source,
+      queueId: event.queueId,
+      messageId: event.messageId,
+      eventName: event.eventName,
+      data: maskCredentials(event.data ?? null),
+      bitrixTimestamp: iso(event.bitrixTimestamp),
+      receivedAt: event.receivedAt.toISOString(),
+      status: event.status,
+      attempts: event.attempts,
+      lastError: event.lastError,
+      nextAttemptAt: iso(event.nextAttemptAt),
+      processedAt: iso(event.processedAt),
+    };
+  }
+}

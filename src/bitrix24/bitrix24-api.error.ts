@@ -1,0 +1,113 @@
+import { DomainError, ErrorKind } from '../errors/domain-error';
+import type { PortalStatus } from '../portals/portal-status';
+
+/** The codes our own errors carry (Bitrix24's code is kept apart, in `bitrixCode`). */
+export enum Bitrix24ErrorCode {
+  ApiError = 'bitrix24_api_error',
+  OAuthError = 'bitrix24_oauth_error',
+  PortalNotActive = 'portal_not_active',
+  ClientStopped = 'bitrix24_client_stopped',
+}
+
+/**
+ * What the client does about a failure:
+ * - `retryable`: back off and try again (rate limits, overload, 5xx, network, timeouts);
+ * - `auth`: the token is not (or no longer) accepted: refresh once, then give up;
+ * - `portal_gone`: the installation is gone or unpaid: the portal's status changes, traffic stops;
+ * - `caller`: the request itself is wrong or not allowed: retrying changes nothing.
+ */
+export type Bitrix24ErrorCategory = 'retryable' | 'auth' | 'portal_gone' | 'caller';
+
+/** Codes of our own for failures that never reached a Bitrix24 `error` field. */
+export const TRANSPORT_ERROR_CODES = {
+  network: 'NETWORK_ERROR',
+  timeout: 'REQUEST_TIMEOUT',
+  invalidResponse: 'INVALID_RESPONSE',
+} as const;
+
+function kindFor(category: Bitrix24ErrorCategory, httpStatus: number): ErrorKind {
+  if (category === 'portal_gone') return 'conflict';
+  if (category !== 'caller') return 'unavailable';
+  if (httpStatus === 403) return 'forbidden';
+  if (httpStatus === 404) return 'not_found';
+  return 'invalid_input';
+}
+
+/** Bitrix24's descriptions are repeated in our messages: never with a token of ours in them. */
+export function withoutSecret(text: string, secret: string): string {
+  return secret === '' ? text : text.replaceAll(secret, '[redacted]');
+}
+
+/** Longest Bitrix24 description we repeat in a message: enough to understand, too short to dump a body. */
+const MAX_DESCRIPTION_LENGTH = 300;
+
+/** A failed Bitrix24 REST call, classified by Bitrix24's `error` code. */
+export class Bitrix24ApiError extends DomainError {
+  readonly kind: ErrorKind;
+
+  constructor(
+    /** Bitrix24's `error`, e.g. 'WRONG_LICENSE', or one of TRANSPORT_ERROR_CODES. */
+    readonly bitrixCode: string,
+    readonly description: string,
+    /** 0 when no HTTP answer arrived (network failure, timeout). */
+    readonly httpStatus: number,
+    readonly method: string,
+    readonly category: Bitrix24ErrorCategory,
+    code: string = Bitrix24ErrorCode.ApiError,
+  ) {
+    const shortDescription = description.slice(0, MAX_DESCRIPTION_LENGTH);
+    super(
+      code,
+      `Bitrix24 ${method} failed: ${bitrixCode}${shortDescription ? ` (${shortDescription})` : ''}`,
+    );
+    this.kind = kindFor(category, httpStatus);
+  }
+}
+
+/** A failed exchange at the OAuth token endpoint (`invalid_grant`, `invalid_client`, `PAYMENT_REQUIRED`, …). */
+export class OAuthError extends Bitrix24ApiError {
+  constructor(
+    bitrixCode: string,
+    description: string,
+    httpStatus: number,
+    category: Bitrix24ErrorCategory,
+  ) {
+    super(
+      bitrixCode,
+      description,
+      httpStatus,
+      'oauth/token',
+      category,
+      Bitrix24ErrorCode.OAuthError,
+    );
+  }
+}
+
+/** No traffic goes to a portal that is not installed and usable; raised before any HTTP request. */
+export class PortalNotActiveError extends DomainError {
+  readonly kind = 'conflict';
+
+  constructor(
+    readonly memberId: string,
+    /** The portal's status, or why it cannot be called when the status alone does not say. */
+    readonly status: PortalStatus | 'unknown' | 'no_tokens',
+  ) {
+    super(
+      Bitrix24ErrorCode.PortalNotActive,
+      status === 'unknown'
+        ? `Portal ${memberId} is not installed`
+        : status === 'no_tokens'
+          ? `Portal ${memberId} has no stored tokens`
+          : `Portal ${memberId} is ${status}: no calls are made to it`,
+    );
+  }
+}
+
+/** The application is shutting down: waiting calls give up instead of holding the exit. */
+export class Bitrix24ClientStoppedError extends DomainError {
+  readonly kind = 'unavailable';
+
+  constructor() {
+    super(Bitrix24ErrorCode.ClientStopped, 'The Bitrix24 client is shutting down');
+  }
+}

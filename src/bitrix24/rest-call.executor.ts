@@ -1,0 +1,244 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import type { Logger } from 'pino';
+import type { Counter, Histogram } from 'prom-client';
+import { DataSource } from 'typeorm';
+import { DomainError } from '../errors/domain-error';
+import { AppLogger } from '../logging/app-logger';
+import { MetricsRegistry } from '../metrics/metrics.registry';
+import { PortalStatusService } from '../portals/portal-status.service';
+import { TokenVault } from '../portals/token-vault.service';
+import {
+  Bitrix24ApiError,
+  Bitrix24ClientStoppedError,
+  OAuthError,
+  TRANSPORT_ERROR_CODES,
+  withoutSecret,
+} from './bitrix24-api.error';
+import { Bitrix24Http, HttpOutcome } from './bitrix24-http';
+import type { RestResponse } from './bitrix24.types';
+import { classifyRestError, statusForPortalGone } from './error-classification';
+import { OperatingTimeTracker } from './operating-time.tracker';
+import { PortalDirectory } from './portal-directory';
+import { PortalRateLimiter } from './portal-rate-limiter';
+import { RetryPolicy } from './retry-policy';
+
+/**
+ * Runs one REST request to one portal with everything around it: the portal must be callable, the
+ * token comes from the vault, the request waits its turn in the portal's bucket, and the answer is
+ * classified by Bitrix24's `error` code: retryable errors back off and try again, an auth error
+ * refreshes the token once, a portal-gone error changes the portal's status, anything else is the
+ * caller's to handle.
+ */
+@Injectable()
+export class RestCallExecutor implements OnApplicationShutdown {
+  private readonly stopping = new AbortController();
+  private readonly retryPolicy = new RetryPolicy();
+  private readonly log: Logger;
+  private readonly requests: Counter<'method' | 'outcome'>;
+  private readonly duration: Histogram<'method'>;
+  private readonly bucketWait: Histogram;
+
+  constructor(
+    private readonly http: Bitrix24Http,
+    private readonly directory: PortalDirectory,
+    private readonly vault: TokenVault,
+    private readonly portalStatus: PortalStatusService,
+    private readonly rateLimiter: PortalRateLimiter,
+    private readonly operatingTime: OperatingTimeTracker,
+    private readonly dataSource: DataSource,
+    appLogger: AppLogger,
+    metrics: MetricsRegistry,
+  ) {
+    this.log = appLogger.child('bitrix24-client');
+    this.requests = metrics.counter(
+      'bitrix24_requests_total',
+      'REST requests sent to Bitrix24, by method and outcome (ok or the error code)',
+      ['method', 'outcome'],
+    );
+    this.duration = metrics.histogram(
+      'bitrix24_request_duration_seconds',
+      'Time from sending a REST request to its answer',
+      ['method'],
+      [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    );
+    this.bucketWait = metrics.histogram(
+      'bitrix24_rate_limit_wait_seconds',
+      "Time a request waited for room in its portal's leaky bucket",
+      [],
+      [0.01, 0.1, 0.5, 1, 5, 15, 60],
+    );
+  }
+
+  /** Waiting and sleeping calls give up at shutdown instead of holding the process. */
+  onApplicationShutdown(): void {
+    this.stopping.abort(new Bitrix24ClientStoppedError());
+  }
+
+  async execute(
+    memberId: string,
+    method: string,
+    params: Record<string, unknown>,
+  ): Promise<RestResponse<unknown>> {
+    let attempts = 0;
+    let refreshedAfterAuthError = false;
+    let retriedWithNewerChain = false;
+    /** Set after an auth error: the generation whose access token Bitrix24 rejected. */
+    let rejectedGeneration: number | undefined;
+    for (;;) {
+      const target = await this.directory.callableTarget(memberId);
+      const bucket = this.rateLimiter.bucketFor(memberId, target.rateLimit);
+      let error: Bitrix24ApiError;
+      let generation: number | undefined;
+      try {
+        if (rejectedGeneration !== undefined) {
+          await this.vault.refresh(memberId, { staleGeneration: rejectedGeneration });
+          rejectedGeneration = undefined;
+        }
+        const token = await this.vault.accessTokenFor(memberId);
+        generation = token.generation;
+        const waitStartedAt = performance.now();
+        await bucket.acquire(this.stopping.signal);
+        this.bucketWait.observe((performance.now() - waitStartedAt) / 1000);
+        attempts += 1;
+        const sentAt = performance.now();
+        const outcome = await this.http.post(
+          `${target.restBaseUrl}/${method}`,
+          { json: { ...params, auth: token.accessToken } },
+          this.stopping.signal,
+        );
+        this.duration.observe({ method }, (performance.now() - sentAt) / 1000);
+        const answer = this.interpret(outcome, method, token.accessToken);
+        if (!(answer instanceof Bitrix24ApiError)) {
+          bucket.recordSuccess();
+          this.requests.inc({ method, outcome: 'ok' });
+          this.operatingTime.record(memberId, method, answer.time);
+          return answer;
+        }
+        this.requests.inc({ method, outcome: answer.bitrixCode });
+        error = answer;
+      } catch (thrown) {
+        // Only a transient failure to get a token (the OAuth server did not answer) is retried.
+        if (!(thrown instanceof OAuthError && thrown.category === 'retryable')) throw thrown;
+        attempts += 1;
+        error = thrown;
+      }
+
+      if (error.category === 'auth' && !(error instanceof OAuthError)) {
+        if (refreshedAfterAuthError) throw error;
+        refreshedAfterAuthError = true;
+        rejectedGeneration = generation;
+        this.log.debug(
+          { memberId, method, bitrixCode: error.bitrixCode, generation },
+          'access token rejected: refreshing once',
+        );
+        continue;
+      }
+      if (error.category === 'portal_gone') {
+        // A token from before a re-install (handled by another replica) looks like a gone app.
+        if (
+          generation !== undefined &&
+          !retriedWithNewerChain &&
+          (await this.vault.hasNewerChain(memberId, generation))
+        ) {
+          retriedWithNewerChain = true;
+          continue;
+        }
+        await this.portalGone(memberId, error);
+        throw error;
+      }
+      if (error.category !== 'retryable') throw error;
+
+      if (error.bitrixCode === 'QUERY_LIMIT_EXCEEDED') bucket.penalize();
+      const earliestMs =
+        error.bitrixCode === 'OPERATION_TIME_LIMIT'
+          ? this.operatingTime.msUntilReset(memberId, method)
+          : 0;
+      const delayMs = this.retryPolicy.delayBeforeRetry(error, attempts, earliestMs);
+      if (delayMs === null) {
+        this.log.warn(
+          { memberId, method, bitrixCode: error.bitrixCode, attempts },
+          'Bitrix24 request failed after all retries',
+        );
+        throw error;
+      }
+      this.log.debug(
+        { memberId, method, bitrixCode: error.bitrixCode, attempts, delayMs },
+        'Bitrix24 request failed: backing off',
+      );
+      await this.pause(delayMs);
+    }
+  }
+
+  /** The success body, or the failure as a classified error (with our token scrubbed from it). */
+  private interpret(
+    outcome: HttpOutcome,
+    method: string,
+    accessToken: string,
+  ): RestResponse<unknown> | Bitrix24ApiError {
+    const failure = (code: string, description: string, status: number): Bitrix24ApiError =>
+      new Bitrix24ApiError(
+        code,
+        withoutSecret(description, accessToken),
+        status,
+        method,
+        classifyRestError(code, status),
+      );
+    if (outcome.kind === 'transport_failure') {
+      return failure(outcome.code, outcome.description, outcome.status);
+    }
+    const { body, status } = outcome;
+    if (typeof body.error === 'string') {
+      return failure(
+        body.error,
+        typeof body.error_description === 'string' ? body.error_description : '',
+        status,
+      );
+    }
+    if (!('result' in body)) {
+      return failure(TRANSPORT_ERROR_CODES.invalidResponse, 'an answer without result', status);
+    }
+    return body as unknown as RestResponse<unknown>;
+  }
+
+  /**
+   * The installation is gone (or unpaid): the portal's status changes so no more traffic goes
+   * there, and a gone installation's tokens are wiped with it.
+   */
+  private async portalGone(memberId: string, error: Bitrix24ApiError): Promise<void> {
+    const status = statusForPortalGone(error.bitrixCode);
+    try {
+      await this.dataSource.transaction(async (manager) => {
+        await this.portalStatus.transition(
+          memberId,
+          status,
+          `Bitrix24 answered ${error.bitrixCode} to ${error.method}`,
+          manager,
+        );
+        if (status === 'uninstalled') await this.vault.wipe(memberId, manager);
+      });
+      this.log.warn(
+        { memberId, method: error.method, bitrixCode: error.bitrixCode, status },
+        'portal is gone: no more calls to it',
+      );
+    } catch (transitionError) {
+      // Another path (an uninstall event, the operator) moved the portal first.
+      this.log.warn(
+        {
+          memberId,
+          bitrixCode: error.bitrixCode,
+          code: transitionError instanceof DomainError ? transitionError.code : undefined,
+        },
+        'portal status not changed after a portal-gone answer',
+      );
+    }
+  }
+
+  private async pause(delayMs: number): Promise<void> {
+    try {
+      await sleep(delayMs, undefined, { signal: this.stopping.signal });
+    } catch {
+      throw this.stopping.signal.reason;
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { AppLogger } from '../logging/app-logger';
+import type { InboxEventHandler } from './inbox-event';
+import { BITRIX24_EVENT_HANDLER } from './on-bitrix24-event.decorator';
+
+export interface RegisteredHandler {
+  /** `Class.method`, as recorded on every attempt. */
+  readonly name: string;
+  readonly run: InboxEventHandler;
+}
+
+/** The vendor's handlers, found at start by their @OnBitrix24Event decorators. */
+@Injectable()
+export class HandlerRegistry implements OnModuleInit {
+  private readonly byEvent = new Map<string, RegisteredHandler[]>();
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly appLogger: AppLogger,
+  ) {}
+
+  onModuleInit(): void {
+    for (const wrapper of this.discovery.getProviders()) {
+      const instance: unknown = wrapper.instance;
+      // Request-scoped providers have no instance at start; a handler must be a singleton.
+      if (!instance || typeof instance !== 'object' || !wrapper.isDependencyTreeStatic()) continue;
+      const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
+      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+        const method = prototype[methodName];
+        if (typeof method !== 'function') continue;
+        const eventNames = Reflect.getMetadata(BITRIX24_EVENT_HANDLER, method) as
+          string[] | undefined;
+        if (!eventNames) continue;
+        const handler: RegisteredHandler = {
+          name: `${instance.constructor.name}.${methodName}`,
+          run: (method as InboxEventHandler).bind(instance),
+        };
+        for (const eventName of eventNames) {
+          this.byEvent.set(eventName, [...(this.byEvent.get(eventName) ?? []), handler]);
+        }
+      }
+    }
+    this.appLogger.child('inbox').info(
+      {
+        handlers: Object.fromEntries(
+          [...this.byEvent].map(([event, handlers]) => [event, handlers.map((h) => h.name)]),
+        ),
+      },
+      'event handlers registered',
+    );
+  }
+
+  handlersFor(eventName: string): readonly RegisteredHandler[] {
+    return this.byEvent.get(eventName.toUpperCase()) ?? [];
+  }
+}

@@ -1,0 +1,24 @@
+import type { EventSource } from './stored-event.entity';
+
+/** What a handler receives: one stored Bitrix24 event, as Bitrix24 sent it. */
+export interface InboxEvent {
+  /** Our stored event id (stable across retries and replays). */
+  readonly id: string;
+  readonly memberId: string;
+  readonly source: EventSource;
+  readonly eventName: string;
+  /** The event's `data` (offline: EVENT_DATA), untouched. */
+  readonly data: unknown;
+  /** Offline events: EVENT_ADDITIONAL (`{user_id}`); null for online events. */
+  readonly additional: unknown;
+  readonly queueId: string | null;
+  readonly messageId: string | null;
+  readonly bitrixTimestamp: Date | null;
+  readonly receivedAt: Date;
+  /** 1 for the first run; retries and replays count on. */
+  readonly attempt: number;
+  readonly trigger: 'automatic' | 'replay';
+}
+
+/** A handler method registered with @OnBitrix24Event. */
+export type InboxEventHandler = (event: InboxEvent) => unknown;

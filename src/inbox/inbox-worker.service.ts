@@ -1,0 +1,208 @@
+import {
+  BeforeApplicationShutdown,
+  Injectable,
+  OnApplicationBootstrap,
+  OnModuleDestroy,
+} from '@nestjs/common';
+import type { Logger } from 'pino';
+import { DataSource, In } from 'typeorm';
+import { AppConfig } from '../config/app-config';
+import { AppLogger } from '../logging/app-logger';
+import { EventProcessor } from './event-processor.service';
+import { StoredEventEntity } from './stored-event.entity';
+
+/**
+ * How long a claim protects a run from other workers. Longer than a handler may take (60 s each),
+ * so only a run whose process died is claimed again.
+ */
+export const CLAIM_SECONDS = 300;
+/** Idle workers look for due events this often (new events also wake them at once). */
+const IDLE_POLL_MS = 1000;
+const ABANDONED_SWEEP_MS = 10_000;
+const MAX_ERROR_BACKOFF_MS = 30_000;
+/** On shutdown, running handlers get this long to finish; then the process goes anyway. */
+const SHUTDOWN_GRACE_MS = 8000;
+
+/**
+ * Claims due stored events (FOR UPDATE SKIP LOCKED, so replicas share the work) and runs their
+ * handlers with bounded concurrency. An event whose ordering key (one CRM object) has an earlier
+ * unfinished event waits for it, so changes of one object are handled in order.
+ */
+@Injectable()
+export class InboxWorker
+  implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
+  private readonly log: Logger;
+  private readonly inFlight = new Set<Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private stopRequestedAt = 0;
+  private wakeUp: (() => void) | undefined;
+  /** A wake() that came while the loop was busy: the next sleep returns at once. */
+  private wakePending = false;
+  private lastSweepAt = 0;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly processor: EventProcessor,
+    private readonly config: AppConfig,
+    appLogger: AppLogger,
+  ) {
+    this.log = appLogger.child('inbox');
+  }
+
+  onApplicationBootstrap(): void {
+    this.loop = this.run();
+  }
+
+  /** New events were committed: look for due work now instead of at the next poll. */
+  wake(): void {
+    if (this.wakeUp) this.wakeUp();
+    else this.wakePending = true;
+  }
+
+  onModuleDestroy(): void {
+    this.stopping = true;
+    this.stopRequestedAt = Date.now();
+    this.wake();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.loop;
+    if (this.inFlight.size === 0) return;
+    const remaining = Math.max(0, this.stopRequestedAt + SHUTDOWN_GRACE_MS - Date.now());
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([
+      Promise.allSettled([...this.inFlight]).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), remaining))),
+    ]);
+    clearTimeout(timer);
+    if (!settled) {
+      this.log.warn(
+        { running: this.inFlight.size },
+        'handlers still running at shutdown; their events are retried after the claim expires',
+      );
+    }
+  }
+
+  private async run(): Promise<void> {
+    let consecutiveFailures = 0;
+    while (!this.stopping) {
+      let waitMs = IDLE_POLL_MS;
+      try {
+        const free = this.config.inbox.concurrency - this.inFlight.size;
+        if (free > 0) {
+          await this.sweepAbandoned();
+          const claimed = await this.claimDue(free);
+          for (const event of claimed) this.start(event);
+          // A full claim means more may be due: go again as soon as a slot frees.
+          if (claimed.length === free) waitMs = IDLE_POLL_MS * 5;
+        }
+        if (consecutiveFailures > 0) {
+          this.log.info({ afterFailures: consecutiveFailures }, 'inbox worker recovered');
+        }
+        consecutiveFailures = 0;
+      } catch (error) {
+        consecutiveFailures += 1;
+        if (consecutiveFailures === 1 || consecutiveFailures % 10 === 0) {
+          this.log.error(
+            { err: error, consecutiveFailures },
+            'inbox worker cannot claim events; retrying',
+          );
+        }
+        waitMs = Math.min(MAX_ERROR_BACKOFF_MS, IDLE_POLL_MS * 2 ** consecutiveFailures);
+      }
+      if (!this.stopping) await this.sleep(waitMs);
+    }
+  }
+
+  private start(event: StoredEventEntity): void {
+    const run = this.processor
+      .process(event, 'automatic')
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        this.log.error(
+          { err: error, memberId: event.memberId, eventId: event.id },
+          'could not record a handler run; the event is retried after its claim expires',
+        );
+      })
+      .finally(() => {
+        this.inFlight.delete(run);
+        this.wake();
+      });
+    this.inFlight.add(run);
+  }
+
+  /** Sleeps until the timeout or a wake() (new events, a freed slot), whichever comes first. */
+  private async sleep(ms: number): Promise<void> {
+    if (this.wakePending) {
+      this.wakePending = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeUp = undefined;
+    this.wakePending = false;
+  }
+
+  private async claimDue(limit: number): Promise<StoredEventEntity[]> {
+    const [rows]: [{ id: string }[], number] = await this.dataSource.query(
+      `UPDATE stored_events AS e
+       SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2)
+       WHERE e.id IN (
+         SELECT c.id FROM stored_events c
+         WHERE c.status IN ('pending','failed')
+           AND c.next_attempt_at <= now()
+           AND (c.claim_expires_at IS NULL OR c.claim_expires_at <= now())
+           AND c.attempts < $3
+           AND (c.ordering_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM stored_events p
+             WHERE p.member_id = c.member_id AND p.ordering_key = c.ordering_key
+               AND p.status IN ('pending','failed') AND p.id < c.id))
+         ORDER BY c.next_attempt_at, c.id
+         LIMIT $1
+         FOR UPDATE SKIP LOCKED)
+       RETURNING e.id`,
+      [limit, CLAIM_SECONDS, this.config.inbox.maxAttempts],
+    );
+    if (rows.length === 0) return [];
+    return this.dataSource.getRepository(StoredEventEntity).find({
+      where: { id: In(rows.map((row) => row.id)) },
+      order: { id: 'ASC' },
+    });
+  }
+
+  /**
+   * An event whose last allowed attempt never finished (its process died, maybe because of the
+   * event itself) becomes dead instead of blocking its object's later events forever.
+   */
+  private async sweepAbandoned(): Promise<void> {
+    if (Date.now() - this.lastSweepAt < ABANDONED_SWEEP_MS) return;
+    this.lastSweepAt = Date.now();
+    const rows: { id: string; member_id: string }[] = await this.dataSource.query(
+      `WITH abandoned AS (
+         UPDATE stored_events
+         SET status = 'dead', next_attempt_at = NULL, claim_expires_at = NULL,
+             last_error = 'the run of the last allowed attempt never finished (process stopped)'
+         WHERE status IN ('pending','failed') AND attempts >= $1
+           AND (claim_expires_at IS NULL OR claim_expires_at <= now())
+         RETURNING id, member_id, attempts, last_error),
+       recorded AS (
+         INSERT INTO event_attempts (event_id, attempt, trigger, outcome, error, started_at, finished_at)
+         SELECT id, attempts, 'automatic', 'dead', last_error, now(), now() FROM abandoned)
+       SELECT id, member_id FROM abandoned`,
+      [this.config.inbox.maxAttempts],
+    );
+    for (const row of rows) {
+      this.log.error(
+        { memberId: row.member_id, eventId: row.id },
+        'event is dead: its last allowed attempt was abandoned',
+      );
+    }
+  }
+}

@@ -1,0 +1,147 @@
+import { loadConfig } from '../config/app-config';
+import { AppLogger, createPinoLogger } from '../logging/app-logger';
+import { MetricsRegistry } from '../metrics/metrics.registry';
+import type { DrainReport } from './drain-report';
+import { DrainScheduler } from './drain-scheduler.service';
+import type { DrainService } from './drain.service';
+
+/** A drain whose passes the test finishes by hand, recording what the scheduler asked for. */
+class ControlledDrains {
+  readonly started: string[] = [];
+  private readonly pending = new Map<string, ((report: DrainReport) => void)[]>();
+  running = 0;
+  maxRunning = 0;
+
+  drainPortal = (memberId: string): Promise<DrainReport> => {
+    this.started.push(memberId);
+    this.running += 1;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    return new Promise((resolve) => {
+      this.pending.set(memberId, [...(this.pending.get(memberId) ?? []), resolve]);
+    });
+  };
+
+  finish(memberId: string, events = 0): void {
+    const [resolve, ...rest] = this.pending.get(memberId) ?? [];
+    if (!resolve) throw new Error(`no running drain of ${memberId}`);
+    this.pending.set(memberId, rest);
+    this.running -= 1;
+    resolve({
+      memberId,
+      outcome: 'drained',
+      events,
+      pages: events > 0 ? 1 : 0,
+      recoveredBatches: 0,
+      deliveryMode: 'exactly-once',
+      durationMs: 1,
+    });
+  }
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('DrainScheduler', () => {
+  let drains: ControlledDrains;
+  let scheduler: DrainScheduler;
+
+  function createScheduler(concurrency: number): DrainScheduler {
+    const config = loadConfig({
+      BITRIX24_CLIENT_ID: 'id',
+      BITRIX24_CLIENT_SECRET: 'secret',
+      DRAIN_CONCURRENCY: String(concurrency),
+    });
+    return new DrainScheduler(
+      drains as unknown as DrainService,
+      config,
+      new MetricsRegistry(),
+      new AppLogger(createPinoLogger('silent')),
+    );
+  }
+
+  beforeEach(() => {
+    drains = new ControlledDrains();
+    scheduler = createScheduler(2);
+  });
+
+  afterEach(() => scheduler.onModuleDestroy());
+
+  it('never starts a drain in the caller’s stack', async () => {
+    scheduler.request('p1');
+    expect(drains.started).toEqual([]);
+    await settle();
+    expect(drains.started).toEqual(['p1']);
+  });
+
+  it('coalesces any number of requests during a running drain into exactly one more pass', async () => {
+    scheduler.request('p1');
+    await settle();
+    for (let i = 0; i < 25; i += 1) scheduler.request('p1');
+    await settle();
+    expect(drains.started).toEqual(['p1']);
+
+    drains.finish('p1');
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p1']);
+    drains.finish('p1');
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p1']);
+    expect(scheduler.isScheduled('p1')).toBe(false);
+  });
+
+  it('coalesces requests for a queued portal into its one queued pass', async () => {
+    scheduler.request('p1');
+    scheduler.request('p2');
+    scheduler.request('p3');
+    scheduler.request('p3');
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p2']);
+    scheduler.request('p3');
+    drains.finish('p1');
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p2', 'p3']);
+    drains.finish('p2');
+    drains.finish('p3');
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p2', 'p3']);
+  });
+
+  it('runs different portals concurrently, never more than DRAIN_CONCURRENCY', async () => {
+    const portals = Array.from({ length: 7 }, (_, i) => `p${i}`);
+    for (const memberId of portals) scheduler.request(memberId);
+    await settle();
+    expect(drains.running).toBe(2);
+    for (const memberId of portals) {
+      drains.finish(memberId);
+      await settle();
+    }
+    expect(drains.maxRunning).toBe(2);
+    expect([...drains.started].sort()).toEqual([...portals].sort());
+  });
+
+  it('runNow jumps the queue and answers with the pass that started after the call', async () => {
+    scheduler.request('p1');
+    scheduler.request('p2');
+    scheduler.request('p3');
+    await settle();
+    const report = scheduler.runNow('p1'); // p1 is running: the answer is the next pass
+    drains.finish('p1', 5);
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p2', 'p1']);
+    drains.finish('p1', 9);
+    await expect(report).resolves.toMatchObject({ memberId: 'p1', events: 9 });
+  });
+
+  it('takes no new requests after shutdown began and drops queued ones', async () => {
+    scheduler.request('p1');
+    scheduler.request('p2');
+    scheduler.request('p3');
+    await settle();
+    scheduler.onModuleDestroy();
+    scheduler.request('p4');
+    drains.finish('p1');
+    drains.finish('p2');
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p2']);
+    await expect(scheduler.runNow('p5')).rejects.toMatchObject({ code: 'drain_stopping' });
+  });
+});

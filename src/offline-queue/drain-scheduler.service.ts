@@ -1,0 +1,184 @@
+import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { AppConfig } from '../config/app-config';
+import { AppLogger } from '../logging/app-logger';
+import { MetricsRegistry } from '../metrics/metrics.registry';
+import type { DrainReport } from './drain-report';
+import { DrainService } from './drain.service';
+import { DrainStoppingError } from './offline-queue.errors';
+
+interface PortalSlot {
+  state: 'queued' | 'running';
+  /** A request arrived while the drain ran: one more pass follows (however many arrived). */
+  again: boolean;
+  /** runNow() callers waiting for the next pass to start and finish. */
+  waitingForNext: ((report: DrainReport) => void)[];
+  /** runNow() callers served by the pass now running. */
+  servedByCurrent: ((report: DrainReport) => void)[];
+}
+
+/**
+ * In-process drain triggers: requests for a portal coalesce (at most one pass running and one
+ * more to follow), and drains of different portals run with bounded concurrency
+ * (DRAIN_CONCURRENCY). request() is what webhooks call: it returns at once, costs no I/O, and
+ * never calls Bitrix24 in the caller's stack. Across replicas the drain lease decides who drains.
+ */
+@Injectable()
+export class DrainScheduler implements OnModuleDestroy {
+  private readonly log: Logger;
+  private readonly slots = new Map<string, PortalSlot>();
+  private readonly queue: string[] = [];
+  private runningCount = 0;
+  private pumpScheduled = false;
+  private stopping = false;
+
+  constructor(
+    private readonly drainService: DrainService,
+    private readonly config: AppConfig,
+    metrics: MetricsRegistry,
+    appLogger: AppLogger,
+  ) {
+    this.log = appLogger.child('offline-queue');
+    const running = (): number => this.runningCount;
+    const queued = (): number => this.queue.length;
+    metrics.gauge(
+      'offline_queue_drains_running',
+      'Drain passes running in this process',
+      [],
+      function () {
+        this.set(running());
+      },
+    );
+    metrics.gauge(
+      'offline_queue_drains_queued',
+      'Portals waiting for a drain slot in this process',
+      [],
+      function () {
+        this.set(queued());
+      },
+    );
+  }
+
+  /** Asks for a drain of the portal soon. Coalesces with a queued or running drain. */
+  request(memberId: string): void {
+    if (this.stopping) return;
+    const slot = this.slots.get(memberId);
+    if (slot) {
+      if (slot.state === 'running') slot.again = true;
+      return;
+    }
+    this.slots.set(memberId, {
+      state: 'queued',
+      again: false,
+      waitingForNext: [],
+      servedByCurrent: [],
+    });
+    this.queue.push(memberId);
+    this.schedulePump();
+  }
+
+  /**
+   * Drains the portal now (ahead of queued portals) and resolves with the report of a pass that
+   * started after this call; if a pass is running, that means the one that follows it.
+   */
+  runNow(memberId: string): Promise<DrainReport> {
+    if (this.stopping) return Promise.reject(new DrainStoppingError());
+    return new Promise((resolve) => {
+      let slot = this.slots.get(memberId);
+      if (!slot) {
+        slot = { state: 'queued', again: false, waitingForNext: [], servedByCurrent: [] };
+        this.slots.set(memberId, slot);
+      } else if (slot.state === 'queued') {
+        this.queue.splice(this.queue.indexOf(memberId), 1);
+      }
+      slot.waitingForNext.push(resolve);
+      if (slot.state === 'queued') this.queue.unshift(memberId);
+      else slot.again = true;
+      this.schedulePump();
+    });
+  }
+
+  /** Whether a drain of the portal is queued or running in this process. */
+  isScheduled(memberId: string): boolean {
+    return this.slots.has(memberId);
+  }
+
+  onModuleDestroy(): void {
+    this.stopping = true;
+    const abandoned = this.queue.splice(0);
+    for (const memberId of abandoned) {
+      const slot = this.slots.get(memberId);
+      this.slots.delete(memberId);
+      for (const resolve of slot?.waitingForNext ?? []) resolve(this.stoppedReport(memberId));
+    }
+    if (abandoned.length > 0) {
+      this.log.info(
+        { portals: abandoned.length },
+        'queued drains dropped at shutdown; the poller picks them up later',
+      );
+    }
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    // Never in the caller's stack: a webhook request returns before any drain work starts.
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (
+      !this.stopping &&
+      this.runningCount < this.config.drain.concurrency &&
+      this.queue.length > 0
+    ) {
+      this.start(this.queue.shift()!);
+    }
+  }
+
+  private start(memberId: string): void {
+    const slot = this.slots.get(memberId)!;
+    slot.state = 'running';
+    slot.again = false;
+    slot.servedByCurrent = slot.waitingForNext;
+    slot.waitingForNext = [];
+    this.runningCount += 1;
+    void this.drainService
+      .drainPortal(memberId)
+      .catch((error: unknown): DrainReport => {
+        this.log.error({ err: error, memberId }, 'drain crashed');
+        return { ...this.stoppedReport(memberId), error: String(error) };
+      })
+      .then((report) => {
+        this.runningCount -= 1;
+        for (const resolve of slot.servedByCurrent) resolve(report);
+        slot.servedByCurrent = [];
+        if (!this.stopping && (slot.again || slot.waitingForNext.length > 0)) {
+          slot.state = 'queued';
+          // A runNow() waiter goes first; a coalesced follow-up waits its turn.
+          if (slot.waitingForNext.length > 0) this.queue.unshift(memberId);
+          else this.queue.push(memberId);
+        } else {
+          this.slots.delete(memberId);
+          for (const resolve of slot.waitingForNext) resolve(this.stoppedReport(memberId));
+        }
+        this.pump();
+      });
+  }
+
+  private stoppedReport(memberId: string): DrainReport {
+    return {
+      memberId,
+      outcome: 'failed',
+      events: 0,
+      pages: 0,
+      recoveredBatches: 0,
+      deliveryMode: 'exactly-once',
+      durationMs: 0,
+      error: new DrainStoppingError().message,
+    };
+  }
+}

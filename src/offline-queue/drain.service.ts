@@ -1,0 +1,431 @@
+import { performance } from 'node:perf_hooks';
+import { BeforeApplicationShutdown, Injectable, OnModuleDestroy } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { DataSource } from 'typeorm';
+import { Bitrix24ApiError, PortalNotActiveError } from '../bitrix24/bitrix24-api.error';
+import { Bitrix24Client } from '../bitrix24/bitrix24.client';
+import type { OfflineEvent, OfflineGetResult, RestErrorBody } from '../bitrix24/bitrix24.types';
+import { classifyRestError } from '../bitrix24/error-classification';
+import type { PortalRestClient } from '../bitrix24/portal-rest.client';
+import { AppConfig } from '../config/app-config';
+import { AppLogger } from '../logging/app-logger';
+import { PortalEntity } from '../portals/portal.entity';
+import type { DeliveryMode } from '../portals/portal-status';
+import { DrainLease, DrainLeaseService, PreviousDrain } from './drain-lease.service';
+import { DrainLedger } from './drain-ledger.service';
+import { DrainPausePoint } from './drain-pause-point';
+import type { DrainOutcome, DrainReport } from './drain-report';
+import { DrainMetrics } from './drain.metrics';
+import {
+  DrainStoppingError,
+  OfflineClearFailedError,
+  UnexpectedOfflineAnswerError,
+} from './offline-queue.errors';
+
+/** Even after clean passes, event.offline.list is searched for unknown reserved batches this often. */
+export const ADOPTION_CHECK_INTERVAL_MS = 5 * 60 * 1000;
+/** One pass adopts from at most this many event.offline.list pages (50 rows each); the rest next pass. */
+const MAX_ADOPTION_LIST_PAGES = 20;
+/** No batch we reserve is larger than the largest DRAIN_PAGE_SIZE. */
+const MAX_RESERVED_BATCH = 1000;
+/** On shutdown, running drains get this long to reach a safe point; then their leases are released. */
+const SHUTDOWN_GRACE_MS = 8000;
+
+interface Pass {
+  readonly lease: DrainLease;
+  readonly client: PortalRestClient;
+  readonly report: DrainReport;
+}
+
+function isWrongLicense(error: unknown): boolean {
+  return error instanceof Bitrix24ApiError && error.bitrixCode === 'WRONG_LICENSE';
+}
+
+function batchCommandError(method: string, body: RestErrorBody): Bitrix24ApiError {
+  return new Bitrix24ApiError(
+    body.error,
+    body.error_description ?? '',
+    200,
+    method,
+    classifyRestError(body.error, 200),
+  );
+}
+
+/**
+ * Drains one portal's offline queue exactly once (invariants 1-4 of PRODUCT.md):
+ * - one drainer per portal across replicas (a fenced lease in Postgres);
+ * - recovery first: committed-but-uncleared batches are resumed and cleared, and reserved batches
+ *   we never committed (a crash between Bitrix24's answer and our commit) are adopted;
+ * - then page by page: get (clear=0) → commit rows + process_id in one transaction → clear; the
+ *   clear of page N and the get of page N+1 travel in one `batch` request;
+ * - nothing is cleared that is not committed. Without rest_offline_extended the portal is drained
+ *   with clear=1 and marked at-most-once.
+ */
+@Injectable()
+export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown {
+  private readonly log: Logger;
+  private readonly pageSize: number;
+  private readonly running = new Map<string, { lease: DrainLease; done: Promise<unknown> }>();
+  private stopping = false;
+  private stopRequestedAt = 0;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly bitrix24: Bitrix24Client,
+    private readonly leases: DrainLeaseService,
+    private readonly ledger: DrainLedger,
+    private readonly pausePoint: DrainPausePoint,
+    private readonly metrics: DrainMetrics,
+    config: AppConfig,
+    appLogger: AppLogger,
+  ) {
+    this.log = appLogger.child('offline-queue');
+    this.pageSize = config.drain.pageSize;
+  }
+
+  async drainPortal(memberId: string): Promise<DrainReport> {
+    const startedAt = performance.now();
+    const report: DrainReport = {
+      memberId,
+      outcome: 'drained',
+      events: 0,
+      pages: 0,
+      recoveredBatches: 0,
+      deliveryMode: 'exactly-once',
+      durationMs: 0,
+    };
+    let lease: DrainLease | null = null;
+    let released = false;
+    let done: () => void = () => undefined;
+    try {
+      if (this.stopping) throw new DrainStoppingError();
+      const portal = await this.dataSource.getRepository(PortalEntity).findOne({
+        where: { memberId },
+        select: { memberId: true, status: true, deliveryMode: true },
+      });
+      if (portal) report.deliveryMode = portal.deliveryMode;
+      if (!portal || portal.status !== 'active') {
+        return this.finish(report, 'portal_not_active', startedAt);
+      }
+      lease =
+        (await this.leases.acquire(memberId)) ?? (await this.leases.requestFromHolder(memberId));
+      if (!lease) return this.finish(report, 'busy', startedAt);
+      this.running.set(memberId, { lease, done: new Promise<void>((resolve) => (done = resolve)) });
+
+      const pass: Pass = { lease, client: this.bitrix24.forPortal(memberId), report };
+      await this.recover(pass);
+      for (;;) {
+        await this.drainQueue(pass);
+        report.outcome = 'drained';
+        released = await this.leases.releaseUnlessRequested(lease, report);
+        if (released) break;
+        // Another replica got a notification while this pass ran: its events may have come
+        // after our last get, so go once more instead of leaving them to the poller.
+        this.log.debug({ memberId }, 'drain requested by another replica: one more pass');
+      }
+    } catch (error) {
+      const gone =
+        error instanceof PortalNotActiveError ||
+        (error instanceof Bitrix24ApiError && error.category === 'portal_gone');
+      report.outcome = gone ? 'portal_not_active' : 'failed';
+      report.error = error instanceof Error ? error.message : String(error);
+    } finally {
+      if (lease) {
+        if (!released) await this.leases.release(lease, report);
+        this.running.delete(memberId);
+        done();
+      }
+    }
+    return this.finish(report, report.outcome, startedAt);
+  }
+
+  onModuleDestroy(): void {
+    this.stopping = true;
+    this.stopRequestedAt = Date.now();
+    this.pausePoint.stop();
+  }
+
+  /**
+   * Lets running drains reach a safe point (a commit in progress finishes; no new page is taken).
+   * Leases of drains still running at the deadline are released; their fencing token makes any
+   * later commit of theirs fail, so nothing they hold uncommitted can be cleared.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.running.size === 0) return;
+    const remaining = Math.max(0, this.stopRequestedAt + SHUTDOWN_GRACE_MS - Date.now());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running.values()].map((drain) => drain.done)),
+      new Promise((resolve) => (timer = setTimeout(resolve, remaining))),
+    ]);
+    clearTimeout(timer);
+    for (const [memberId, { lease }] of this.running) {
+      this.log.warn(
+        { memberId },
+        'drain still running at shutdown: lease released, work abandoned',
+      );
+      await this.leases.release(lease, {
+        outcome: 'failed',
+        events: 0,
+        error: 'abandoned at shutdown',
+      });
+    }
+  }
+
+  private finish(report: DrainReport, outcome: DrainOutcome, startedAt: number): DrainReport {
+    report.outcome = outcome;
+    report.durationMs = Math.round(performance.now() - startedAt);
+    this.metrics.drains.inc({ outcome });
+    this.metrics.duration.observe({ outcome }, report.durationMs / 1000);
+    const fields = { ...report };
+    if (outcome === 'failed') {
+      this.log.warn(fields, 'drain failed; the next pass resumes');
+    } else if (report.events > 0 || report.recoveredBatches > 0) {
+      this.log.info(fields, 'drain finished');
+    } else {
+      this.log.debug(fields, 'drain finished');
+    }
+    return report;
+  }
+
+  private ensureRunning(lease: DrainLease): void {
+    if (this.stopping) throw new DrainStoppingError();
+    lease.ensureHeld();
+  }
+
+  // ---- recovery -------------------------------------------------------------------------------
+
+  private async recover(pass: Pass): Promise<void> {
+    const { lease } = pass;
+    for (const processId of await this.ledger.unclearedBatches(lease.memberId)) {
+      await this.resumeBatch(pass, processId);
+    }
+    if (!this.adoptionDue(lease.previous)) return;
+    const checkedAt = new Date();
+    const { processIds, complete } = await this.reservedBatches(pass);
+    for (const processId of processIds) await this.resumeBatch(pass, processId);
+    if (complete) await this.leases.recordAdoptionCheck(lease, checkedAt);
+  }
+
+  /**
+   * Adoption costs one event.offline.list request, so it runs when a reserved batch may have been
+   * stranded: after a pass that did not finish cleanly (crash, failure, shutdown, lost lease), on
+   * a portal's first drain, and periodically as a safety net for holders that lost their lease
+   * unnoticed.
+   */
+  private adoptionDue(previous: PreviousDrain): boolean {
+    return (
+      !previous.cleanlyFinished ||
+      previous.adoptionCheckedAt === null ||
+      Date.now() - previous.adoptionCheckedAt.getTime() > ADOPTION_CHECK_INTERVAL_MS
+    );
+  }
+
+  /** process_ids of rows Bitrix24 holds reserved (visible in event.offline.list with a PROCESS_ID). */
+  private async reservedBatches(pass: Pass): Promise<{ processIds: string[]; complete: boolean }> {
+    const processIds = new Set<string>();
+    let start: number | undefined = 0;
+    for (let page = 0; page < MAX_ADOPTION_LIST_PAGES && start !== undefined; page += 1) {
+      this.ensureRunning(pass.lease);
+      const listed = await pass.client.offlineList({
+        filter: { '>PROCESS_ID': '' },
+        order: { ID: 'ASC' },
+        start,
+      });
+      for (const row of listed.rows) if (row.PROCESS_ID) processIds.add(row.PROCESS_ID);
+      start = listed.rows.length > 0 ? listed.next : undefined;
+    }
+    return { processIds: [...processIds], complete: start === undefined };
+  }
+
+  /**
+   * Takes over a reserved batch: fetch its rows again with its process_id, commit them (rows
+   * already stored are skipped), clear them. A batch larger than a page is cleared row by row
+   * until the last, short page, after which the whole batch is cleared.
+   */
+  private async resumeBatch(pass: Pass, processId: string): Promise<void> {
+    const { lease, client, report } = pass;
+    for (;;) {
+      this.ensureRunning(lease);
+      let page: OfflineGetResult;
+      try {
+        page = await client.offlineGet({ processId, clear: false, limit: this.pageSize });
+      } catch (error) {
+        if (!isWrongLicense(error)) throw error;
+        await this.takeBatchAtMostOnce(pass, processId);
+        break;
+      }
+      this.assertPage(lease.memberId, page);
+      if (page.events.length > 0) await this.commit(pass, processId, page.events, 'exactly-once');
+      this.ensureRunning(lease);
+      if (page.events.length === this.pageSize) {
+        await client.offlineClear({ processId, ids: page.events.map((event) => Number(event.ID)) });
+        continue;
+      }
+      // A short page is the rest of the batch; an empty one means Bitrix24 holds none of it.
+      if (page.events.length > 0) await client.offlineClear({ processId });
+      await this.ledger.markCleared(lease.memberId, processId);
+      break;
+    }
+    report.recoveredBatches += 1;
+    this.metrics.recoveredBatches.inc();
+    this.log.info({ memberId: lease.memberId, processId }, 'reserved batch recovered');
+  }
+
+  /**
+   * The plan lost rest_offline_extended while a batch was reserved: clear=0 is refused now, so the
+   * batch is read with clear=1, which deletes all of it as it is read (at-most-once, like the rest
+   * of this portal's drains until the feature returns). The limit covers any batch we reserve.
+   */
+  private async takeBatchAtMostOnce(pass: Pass, processId: string): Promise<void> {
+    const { lease, client } = pass;
+    this.ensureRunning(lease);
+    const page = await client.offlineGet({ processId, clear: true, limit: MAX_RESERVED_BATCH });
+    await this.setDeliveryMode(pass, 'at-most-once');
+    if (page.events.length > 0) await this.commit(pass, processId, page.events, 'at-most-once');
+    await this.ledger.markCleared(lease.memberId, processId);
+  }
+
+  // ---- draining -------------------------------------------------------------------------------
+
+  private async drainQueue(pass: Pass): Promise<void> {
+    const { lease, client } = pass;
+    const memberId = lease.memberId;
+    this.ensureRunning(lease);
+    let page: OfflineGetResult;
+    try {
+      page = await client.offlineGet({ clear: false, limit: this.pageSize });
+    } catch (error) {
+      if (isWrongLicense(error)) return this.drainAtMostOnce(pass);
+      throw error;
+    }
+    await this.setDeliveryMode(pass, 'exactly-once');
+
+    for (let pageNumber = 1; page.events.length > 0; pageNumber += 1) {
+      const processId = this.assertPage(memberId, page);
+      await this.pausePoint.reached('after-get', pageNumber, memberId);
+      await this.commit(pass, processId, page.events, 'exactly-once');
+      await this.pausePoint.reached('after-commit', pageNumber, memberId);
+      this.ensureRunning(lease);
+
+      // One request: clear what is now committed, and reserve the next page.
+      const step = await client.batch({
+        clear: { method: 'event.offline.clear', params: { process_id: processId } },
+        next: { method: 'event.offline.get', params: { clear: 0, limit: this.pageSize } },
+      });
+      await this.pausePoint.reached('after-batch', pageNumber, memberId);
+      const clearError = step.errors.clear;
+      if (clearError === undefined) await this.ledger.markCleared(memberId, processId);
+      const nextError = step.errors.next;
+      if (nextError !== undefined) throw batchCommandError('event.offline.get', nextError);
+      page = this.pageFrom(step.result.next);
+      if (clearError !== undefined) {
+        // The next page is already reserved: commit it so the next pass only has to clear both.
+        const nextProcessId = this.assertPage(memberId, page);
+        if (page.events.length > 0) {
+          await this.commit(pass, nextProcessId, page.events, 'exactly-once');
+        }
+        throw new OfflineClearFailedError(memberId, processId, clearError.error);
+      }
+    }
+  }
+
+  /** Portals without rest_offline_extended: clear=1 deletes rows as they are read. */
+  private async drainAtMostOnce(pass: Pass): Promise<void> {
+    const { lease, client } = pass;
+    this.ensureRunning(lease);
+    let page = await client.offlineGet({ clear: true, limit: this.pageSize });
+    await this.setDeliveryMode(pass, 'at-most-once');
+    while (page.events.length > 0) {
+      try {
+        await this.commit(pass, null, page.events, 'at-most-once');
+      } catch (error) {
+        this.log.error(
+          { err: error, memberId: lease.memberId, lost: page.events.length },
+          'at-most-once page could not be committed: its events are lost',
+        );
+        throw error;
+      }
+      this.ensureRunning(lease);
+      page = await client.offlineGet({ clear: true, limit: this.pageSize });
+    }
+  }
+
+  private async commit(
+    pass: Pass,
+    processId: string | null,
+    events: readonly OfflineEvent[],
+    mode: DeliveryMode,
+  ): Promise<void> {
+    const inserted = await this.ledger.commitPage(pass.lease, processId, events);
+    pass.report.events += events.length;
+    pass.report.pages += 1;
+    this.metrics.events.inc({ delivery_mode: mode }, events.length);
+    this.metrics.pages.inc();
+    const now = Date.now();
+    for (const event of events) {
+      const writtenAt = Date.parse(event.TIMESTAMP_X);
+      if (!Number.isNaN(writtenAt)) {
+        this.metrics.eventLag.observe(Math.max(0, now - writtenAt) / 1000);
+      }
+    }
+    if (inserted < events.length) {
+      this.log.debug(
+        {
+          memberId: pass.lease.memberId,
+          processId,
+          events: events.length,
+          alreadyStored: events.length - inserted,
+        },
+        'page held rows already stored',
+      );
+    }
+  }
+
+  /** Records the delivery mode the portal actually gets; logged once per change. */
+  private async setDeliveryMode(pass: Pass, mode: DeliveryMode): Promise<void> {
+    if (pass.report.deliveryMode === mode) return;
+    pass.report.deliveryMode = mode;
+    const [, changed]: [unknown, number] = await this.dataSource.query(
+      `UPDATE portals SET delivery_mode = $2, updated_at = now()
+       WHERE member_id = $1 AND delivery_mode <> $2`,
+      [pass.lease.memberId, mode],
+    );
+    if (changed === 0) return;
+    if (mode === 'at-most-once') {
+      this.log.warn(
+        { memberId: pass.lease.memberId, deliveryMode: mode },
+        'portal refuses clear=0 (WRONG_LICENSE: no rest_offline_extended): draining with clear=1, events may be lost on a crash',
+      );
+    } else {
+      this.log.info(
+        { memberId: pass.lease.memberId, deliveryMode: mode },
+        'portal accepts clear=0 again: back to exactly-once delivery',
+      );
+    }
+  }
+
+  private pageFrom(result: unknown): OfflineGetResult {
+    const answer = (result ?? {}) as Partial<OfflineGetResult>;
+    return {
+      process_id: typeof answer.process_id === 'string' ? answer.process_id : null,
+      events: Array.isArray(answer.events) ? answer.events : [],
+    };
+  }
+
+  /** A clear=0 page must name its batch; without a process_id its rows could never be cleared. */
+  private assertPage(memberId: string, page: OfflineGetResult): string {
+    if (page.events.length > 0 && !page.process_id) {
+      throw new UnexpectedOfflineAnswerError(memberId, 'rows without a process_id');
+    }
+    for (const event of page.events) {
+      if (!/^\d+$/.test(String(event.ID)) || typeof event.EVENT_NAME !== 'string') {
+        throw new UnexpectedOfflineAnswerError(
+          memberId,
+          'a row without a numeric ID or EVENT_NAME',
+        );
+      }
+    }
+    return page.process_id ?? '';
+  }
+}

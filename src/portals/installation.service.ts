@@ -1,0 +1,389 @@
+import { createHash } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { DataSource, EntityManager } from 'typeorm';
+import { OAuthError } from '../bitrix24/bitrix24-api.error';
+import type { OAuthTokenResponse } from '../bitrix24/bitrix24.types';
+import { OAuthClient } from '../bitrix24/oauth.client';
+import { AppConfig } from '../config/app-config';
+import { DomainError } from '../errors/domain-error';
+import { InboxService } from '../inbox/inbox.service';
+import { AppLogger } from '../logging/app-logger';
+import { BindingReport, EventBindingService } from './event-binding.service';
+import {
+  InstallationNotConfirmedError,
+  InstallationSupersededError,
+  InstallationUnavailableError,
+} from './installation.errors';
+import { PortalStatusChangeEntity } from './portal-status-change.entity';
+import { PortalNotFoundError } from './portal-status.error';
+import { PortalStatusService } from './portal-status.service';
+import { PLAN_STATUSES, PlanStatus, PortalStatus } from './portal-status';
+import { PortalEntity } from './portal.entity';
+import { TokenVault } from './token-vault.service';
+
+/** What an installer (the UI install page or ONAPPINSTALL) presents; none of it is trusted yet. */
+export interface InstallationRequest {
+  memberId: string;
+  /** Exchanged once at the OAuth server: that exchange is the proof the installation is genuine. */
+  refreshToken: string;
+  applicationToken: string;
+}
+
+export interface InstallationResult {
+  memberId: string;
+  /** Host of the portal's client_endpoint, as the OAuth server gave it. */
+  domain: string;
+  /** The status before this installation; null for a portal seen for the first time. */
+  previousStatus: PortalStatus | null;
+  binding: BindingReport;
+}
+
+export interface UninstallResult {
+  /** False when the portal was already uninstalled or offboarded. */
+  uninstalled: boolean;
+  eventsPurged: boolean;
+}
+
+type InstallSource = 'install page' | 'ONAPPINSTALL';
+
+/** Only the SHA-256 of a portal's application_token is stored: enough to verify, useless to a thief. */
+export function hashApplicationToken(applicationToken: string): Buffer {
+  return createHash('sha256').update(applicationToken, 'utf8').digest();
+}
+
+/** How many stalled installations one sweep transaction takes. */
+const SWEEP_BATCH = 100;
+
+/**
+ * The installation lifecycle: confirm an installation at the OAuth server, store the portal and its
+ * token chain, bind events, activate; uninstall, offboard, and sweep installations that never
+ * completed. Statuses change only through PortalStatusService.
+ */
+@Injectable()
+export class InstallationService {
+  private readonly logger: Logger;
+  private readonly changeListeners = new Set<(memberId: string) => void>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly oauth: OAuthClient,
+    private readonly tokenVault: TokenVault,
+    private readonly statuses: PortalStatusService,
+    private readonly eventBinding: EventBindingService,
+    private readonly inbox: InboxService,
+    private readonly config: AppConfig,
+    appLogger: AppLogger,
+  ) {
+    this.logger = appLogger.child('installation');
+  }
+
+  /** Called with a member_id whenever this process changes a portal's status or application token. */
+  onInstallationChanged(listener: (memberId: string) => void): void {
+    this.changeListeners.add(listener);
+  }
+
+  installFromUi(request: InstallationRequest): Promise<InstallationResult> {
+    return this.install(request, 'install page');
+  }
+
+  installFromEvent(request: InstallationRequest): Promise<InstallationResult> {
+    return this.install(request, 'ONAPPINSTALL');
+  }
+
+  /** ONAPPUNINSTALL: the portal removed the app. Its handlers are gone on Bitrix24's side too. */
+  async uninstall(memberId: string, options: { clean: boolean }): Promise<UninstallResult> {
+    const uninstalled = await this.retire(memberId, 'uninstalled', 'ONAPPUNINSTALL received', {
+      forgetBindings: true,
+    });
+    const eventsPurged = options.clean && this.config.portals.uninstallCleanEvents === 'purge';
+    if (eventsPurged) await this.inbox.purgePortal(memberId);
+    this.logger.info(
+      { memberId, duplicate: !uninstalled, clean: options.clean, eventsPurged },
+      uninstalled ? 'portal uninstalled' : 'duplicate uninstall ignored',
+    );
+    return { uninstalled, eventsPurged };
+  }
+
+  /** An operator's decision: status `deleted`, tokens wiped, stored events kept, no more traffic. */
+  async offboard(memberId: string): Promise<void> {
+    const offboarded = await this.retire(memberId, 'deleted', 'offboarded by an operator', {
+      forgetBindings: false,
+    });
+    this.logger.info(
+      { memberId, duplicate: !offboarded },
+      offboarded ? 'portal offboarded' : 'portal was already offboarded',
+    );
+  }
+
+  /**
+   * Installations stuck in `new` (stored, but binding never completed) for longer than
+   * INSTALL_PENDING_TIMEOUT_SECONDS end as `uninstalled` with their tokens wiped. Returns how many.
+   */
+  async sweepStalledInstallations(): Promise<number> {
+    const timeoutSeconds = this.config.portals.installPendingTimeoutSeconds;
+    const cutoff = new Date(Date.now() - timeoutSeconds * 1000);
+    const reason = `installation did not complete within ${timeoutSeconds} s`;
+    const swept: string[] = [];
+    for (;;) {
+      const batch = await this.dataSource.transaction(async (manager) => {
+        const stalled = await manager
+          .createQueryBuilder(PortalEntity, 'portal')
+          .select('portal.memberId')
+          .where('portal.status = :status', { status: 'new' })
+          .andWhere('COALESCE(portal.installed_at, portal.status_changed_at) < :cutoff', { cutoff })
+          .orderBy('portal.memberId')
+          .limit(SWEEP_BATCH)
+          .setLock('pessimistic_write')
+          .setOnLocked('skip_locked')
+          .getMany();
+        for (const { memberId } of stalled) {
+          await this.statuses.transition(memberId, 'uninstalled', reason, manager);
+          await this.tokenVault.wipe(memberId, manager);
+          await manager.update(PortalEntity, { memberId }, { boundEvents: [], boundAt: null });
+        }
+        return stalled.map(({ memberId }) => memberId);
+      });
+      swept.push(...batch);
+      if (batch.length < SWEEP_BATCH) break;
+    }
+    swept.forEach((memberId) => this.notifyChanged(memberId));
+    if (swept.length > 0) {
+      this.logger.info({ count: swept.length, timeoutSeconds }, 'stalled installations swept');
+    }
+    return swept.length;
+  }
+
+  private async install(
+    request: InstallationRequest,
+    source: InstallSource,
+  ): Promise<InstallationResult> {
+    const startedAt = performance.now();
+    const { memberId } = request;
+    const tokens = await this.confirm(request, source);
+    const domain = new URL(tokens.client_endpoint).host;
+
+    const previousStatus = await this.store(request, tokens, domain, source);
+    this.notifyChanged(memberId);
+
+    let binding: BindingReport;
+    try {
+      binding = await this.eventBinding.bind(memberId);
+    } catch (error) {
+      this.logger.warn(
+        { memberId, source, err: error },
+        'installation stored but event binding failed',
+      );
+      const cause = error instanceof DomainError ? ` (${error.message})` : '';
+      throw new InstallationUnavailableError(
+        'event_binding_failed',
+        `Your portal did not accept the application's event handlers${cause}. Open the application again to retry.`,
+      );
+    }
+
+    await this.activate(memberId, source);
+    this.notifyChanged(memberId);
+    this.logger.info(
+      {
+        memberId,
+        domain,
+        source,
+        previousStatus,
+        bound: binding.bound.length,
+        alreadyBound: binding.alreadyBound.length,
+        deliveryMode: binding.deliveryMode,
+        durationMs: Math.round(performance.now() - startedAt),
+      },
+      previousStatus === null ? 'portal installed' : 'portal reinstalled',
+    );
+    return { memberId, domain, previousStatus, binding };
+  }
+
+  /**
+   * Exchanges the presented refresh token at the configured OAuth server. Only its answer is
+   * trusted: member_id, client_endpoint and plan come from it, never from the request, and
+   * nothing is called at any address the request names.
+   */
+  private async confirm(
+    request: InstallationRequest,
+    source: InstallSource,
+  ): Promise<OAuthTokenResponse> {
+    let tokens: OAuthTokenResponse;
+    try {
+      tokens = await this.oauth.refresh(request.refreshToken);
+    } catch (error) {
+      if (!(error instanceof OAuthError)) throw error;
+      this.logger.warn(
+        { claimedMemberId: request.memberId, source, oauthError: error.bitrixCode },
+        'installation not confirmed by the OAuth server',
+      );
+      if (error.category === 'retryable') {
+        throw new InstallationUnavailableError(
+          'oauth_unavailable',
+          'The Bitrix24 authorization server could not be reached. Please try again in a moment.',
+        );
+      }
+      if (error.bitrixCode === 'invalid_client') {
+        throw new InstallationUnavailableError(
+          'oauth_client_rejected',
+          "Bitrix24 refused the application's own credentials. Please contact the application's vendor.",
+        );
+      }
+      if (error.bitrixCode === 'PAYMENT_REQUIRED') {
+        throw new InstallationNotConfirmedError(
+          'payment_required',
+          'Bitrix24 reports that this application is not paid for on your portal.',
+        );
+      }
+      throw new InstallationNotConfirmedError(
+        'refresh_token_rejected',
+        'Bitrix24 did not confirm this installation: the authorization it carries is not valid.',
+      );
+    }
+
+    if (tokens.member_id !== request.memberId) {
+      this.logger.warn(
+        { claimedMemberId: request.memberId, confirmedMemberId: tokens.member_id, source },
+        'installation names a different portal than the OAuth server confirmed',
+      );
+      throw new InstallationNotConfirmedError(
+        'member_mismatch',
+        'Bitrix24 confirmed a different portal than the one this installation names.',
+      );
+    }
+    if (!this.isUsableAnswer(tokens)) {
+      this.logger.warn({ memberId: request.memberId, source }, 'OAuth answer is incomplete');
+      throw new InstallationNotConfirmedError(
+        'incomplete_answer',
+        "Bitrix24's authorization server gave an incomplete answer. Please try again.",
+      );
+    }
+    return tokens;
+  }
+
+  private isUsableAnswer(tokens: OAuthTokenResponse): boolean {
+    if (typeof tokens.access_token !== 'string' || typeof tokens.refresh_token !== 'string') {
+      return false;
+    }
+    if (typeof tokens.client_endpoint !== 'string') return false;
+    try {
+      const endpoint = new URL(tokens.client_endpoint);
+      return (endpoint.protocol === 'https:' || endpoint.protocol === 'http:') && !!endpoint.host;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Portal row, token chain and application-token hash, all in one transaction. */
+  private async store(
+    request: InstallationRequest,
+    tokens: OAuthTokenResponse,
+    domain: string,
+    source: InstallSource,
+  ): Promise<PortalStatus | null> {
+    const { memberId } = request;
+    const fields = {
+      domain,
+      clientEndpoint: tokens.client_endpoint,
+      serverEndpoint: typeof tokens.server_endpoint === 'string' ? tokens.server_endpoint : null,
+      planStatus: PLAN_STATUSES.includes(tokens.status as PlanStatus)
+        ? (tokens.status as PlanStatus)
+        : null,
+      applicationTokenHash: hashApplicationToken(request.applicationToken),
+      scope: typeof tokens.scope === 'string' ? tokens.scope.slice(0, 1000) : null,
+      installerUserId: typeof tokens.user_id === 'number' ? tokens.user_id : null,
+      installedAt: new Date(),
+      uninstalledAt: null,
+    };
+    return this.dataSource.transaction(async (manager) => {
+      // Two installers of one new portal (install page and ONAPPINSTALL, or two replicas) queue here.
+      await manager.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`install:${memberId}`]);
+      const existing = await manager.findOne(PortalEntity, {
+        where: { memberId },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!existing) {
+        await this.createPortal(manager, memberId, fields, `installation started via ${source}`);
+      } else {
+        await manager.update(PortalEntity, { memberId }, fields);
+        if (existing.status !== 'new' && existing.status !== 'active') {
+          await this.statuses.transition(
+            memberId,
+            'new',
+            `reinstallation started via ${source}`,
+            manager,
+          );
+        }
+      }
+      await this.tokenVault.storeChain(memberId, tokens, manager);
+      return existing?.status ?? null;
+    });
+  }
+
+  /** The very first status has no transition to go through: the portal and its audit row start together. */
+  private async createPortal(
+    manager: EntityManager,
+    memberId: string,
+    fields: Partial<PortalEntity>,
+    reason: string,
+  ): Promise<void> {
+    await manager.insert(PortalEntity, {
+      memberId,
+      ...fields,
+      status: 'new',
+      statusReason: reason,
+    });
+    await manager.insert(PortalStatusChangeEntity, {
+      memberId,
+      fromStatus: null,
+      toStatus: 'new',
+      reason,
+    });
+    this.logger.info({ memberId, to: 'new', reason }, 'portal status changed');
+  }
+
+  private async activate(memberId: string, source: InstallSource): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      const portal = await manager.findOne(PortalEntity, {
+        where: { memberId },
+        lock: { mode: 'pessimistic_write' },
+      });
+      // The sweep (or an uninstall) got there first: do not resurrect a portal whose tokens are gone.
+      if (portal?.status !== 'new' && portal?.status !== 'active') {
+        throw new InstallationSupersededError(memberId);
+      }
+      if (portal.status === 'new') {
+        await this.statuses.transition(memberId, 'active', `installed via ${source}`, manager);
+      }
+    });
+  }
+
+  private async retire(
+    memberId: string,
+    to: 'uninstalled' | 'deleted',
+    reason: string,
+    options: { forgetBindings: boolean },
+  ): Promise<boolean> {
+    const changed = await this.dataSource.transaction(async (manager) => {
+      const portal = await manager.findOne(PortalEntity, {
+        where: { memberId },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!portal) throw new PortalNotFoundError(memberId);
+      // An offboarded portal stays offboarded; the uninstall still wipes whatever it holds.
+      const transition = portal.status !== to && portal.status !== 'deleted';
+      if (transition) await this.statuses.transition(memberId, to, reason, manager);
+      await this.tokenVault.wipe(memberId, manager);
+      if (options.forgetBindings) {
+        await manager.update(PortalEntity, { memberId }, { boundEvents: [], boundAt: null });
+      }
+      return transition;
+    });
+    this.notifyChanged(memberId);
+    return changed;
+  }
+
+  private notifyChanged(memberId: string): void {
+    this.changeListeners.forEach((listener) => listener(memberId));
+  }
+}

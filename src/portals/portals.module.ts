@@ -1,0 +1,39 @@
+import { Global, Module } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
+import { AppLogger } from '../logging/app-logger';
+import { EventBindingService } from './event-binding.service';
+import { InstallationService } from './installation.service';
+import { PortalInstallSweeper } from './portal-install-sweeper';
+import { PortalStatusService } from './portal-status.service';
+import { TokenCipher } from './token-cipher';
+import { TokenKeepAliveScheduler } from './token-keep-alive.scheduler';
+import { TokenKeepAlive } from './token-keep-alive.service';
+import { TokenVault } from './token-vault.service';
+
+/** Installations: their token chains (encrypted), their statuses and the chains' keep-alive. */
+@Global()
+@Module({
+  providers: [
+    {
+      provide: TokenCipher,
+      useFactory: (config: AppConfig, appLogger: AppLogger) =>
+        TokenCipher.fromConfig(config, appLogger.child('token-cipher')),
+      inject: [AppConfig, AppLogger],
+    },
+    TokenVault,
+    PortalStatusService,
+    TokenKeepAlive,
+    TokenKeepAliveScheduler,
+    InstallationService,
+    EventBindingService,
+    PortalInstallSweeper,
+  ],
+  exports: [
+    TokenVault,
+    PortalStatusService,
+    TokenKeepAlive,
+    InstallationService,
+    EventBindingService,
+  ],
+})
+export class PortalsModule {}

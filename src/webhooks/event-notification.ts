@@ -1,0 +1,135 @@
+import { EventNotVerifiedError, MalformedEventError } from './webhook.errors';
+
+/** One Bitrix24 event POST, reduced to what we act on. The event's own access tokens are dropped here. */
+export interface EventNotification {
+  /** Upper-cased, as Bitrix24 binds and sends it. */
+  readonly event: string;
+  readonly memberId: string;
+  readonly applicationToken: string;
+  /** Present on ONAPPINSTALL (and a few others); used only to confirm an installation at the OAuth server. */
+  readonly refreshToken: string | undefined;
+  /** `data` as Bitrix24 sent it; undefined when omitted (Bitrix24 drops empty data from form bodies). */
+  readonly data: Record<string, unknown> | unknown[] | undefined;
+  /** `ts`, the unix time Bitrix24 fired the event at. */
+  readonly firedAt: Date | null;
+}
+
+const EVENT_NAME = /^[A-Za-z0-9_]{1,100}$/;
+const MEMBER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Bitrix24 tokens are short printable ASCII; anything longer or stranger is not one. */
+const TOKEN = /^[\x21-\x7e]{1,512}$/;
+const UNIX_SECONDS = /^\d{1,12}$/;
+/** Form bodies nest at most 8 levels (see bootstrap); JSON bodies get a similar bound here. */
+const MAX_DATA_DEPTH = 32;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A NUL or a lone UTF-16 surrogate: Postgres jsonb refuses both, and only a hostile sender makes them. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function isStorableText(text: string): boolean {
+  return !text.includes('\u0000') && !LONE_SURROGATE.test(text);
+}
+
+function assertStorableData(data: unknown): void {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value: data, depth: 1 }];
+  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
+    const { value, depth } = item;
+    if (typeof value === 'string') {
+      if (!isStorableText(value)) {
+        throw new MalformedEventError('data contains a NUL character or broken Unicode');
+      }
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > MAX_DATA_DEPTH) {
+      throw new MalformedEventError(`data is nested deeper than ${MAX_DATA_DEPTH} levels`);
+    }
+    for (const [key, child] of Object.entries(value)) {
+      if (!isStorableText(key)) {
+        throw new MalformedEventError('data contains a NUL character or broken Unicode');
+      }
+      pending.push({ value: child, depth: depth + 1 });
+    }
+  }
+}
+
+/** A credential field: absent means "not authenticated", present but not a token means malformed. */
+function credential(auth: Record<string, unknown>, key: string): string {
+  const value = auth[key];
+  if (value === undefined || value === '') throw new EventNotVerifiedError();
+  if (typeof value !== 'string') throw new MalformedEventError(`auth[${key}] must be a string`);
+  if (!TOKEN.test(value)) throw new MalformedEventError(`auth[${key}] is not a valid token`);
+  return value;
+}
+
+function parseData(value: unknown): EventNotification['data'] {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'object') throw new MalformedEventError('data must be an object');
+  assertStorableData(value);
+  return value as EventNotification['data'];
+}
+
+function parseFiredAt(value: unknown): Date | null {
+  if (value === undefined || value === '') return null;
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+  if (typeof text !== 'string' || !UNIX_SECONDS.test(text)) {
+    throw new MalformedEventError('ts must be a unix time in seconds');
+  }
+  return new Date(Number(text) * 1000);
+}
+
+/**
+ * Validates a parsed form or JSON body as a Bitrix24 event. Structural problems are 400s;
+ * a missing `auth` block or credential is a 401, the same answer a wrong token gets.
+ */
+export function parseEventNotification(body: unknown): EventNotification {
+  if (!isPlainObject(body)) throw new MalformedEventError('The body must be a form or JSON object');
+
+  const event = body.event;
+  if (event === undefined || event === '') throw new MalformedEventError('event is required');
+  if (typeof event !== 'string') throw new MalformedEventError('event must be a string');
+  if (!EVENT_NAME.test(event)) throw new MalformedEventError('event is not a valid event name');
+
+  const auth = body.auth;
+  if (auth === undefined || auth === '') throw new EventNotVerifiedError();
+  if (!isPlainObject(auth)) throw new MalformedEventError('auth must be an object');
+
+  const memberId = auth.member_id;
+  if (memberId === undefined || memberId === '') throw new EventNotVerifiedError();
+  if (typeof memberId !== 'string')
+    throw new MalformedEventError('auth[member_id] must be a string');
+  if (!MEMBER_ID.test(memberId))
+    throw new MalformedEventError('auth[member_id] is not a member id');
+
+  const applicationToken = credential(auth, 'application_token');
+  const refreshToken =
+    auth.refresh_token === undefined ? undefined : credential(auth, 'refresh_token');
+
+  const handlerId = body.event_handler_id;
+  if (
+    handlerId !== undefined &&
+    !(typeof handlerId === 'string' && /^\d{1,18}$/.test(handlerId)) &&
+    !(typeof handlerId === 'number' && Number.isSafeInteger(handlerId))
+  ) {
+    throw new MalformedEventError('event_handler_id must be a number');
+  }
+
+  return {
+    event: event.toUpperCase(),
+    memberId,
+    applicationToken,
+    refreshToken,
+    data: parseData(body.data),
+    firedAt: parseFiredAt(body.ts),
+  };
+}
+
+/** ONAPPUNINSTALL's `data[CLEAN]`: 1 when the portal asked to delete the app's data too. */
+export function uninstallAsksForCleanup(notification: EventNotification): boolean {
+  const data = notification.data;
+  if (!isPlainObject(data)) return false;
+  return String(data.CLEAN) === '1';
+}

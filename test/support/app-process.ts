@@ -1,0 +1,160 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import {
+  freePort,
+  TEST_ADMIN_TOKEN,
+  TEST_CLIENT_ID,
+  TEST_CLIENT_SECRET,
+  TEST_ENCRYPTION_KEY,
+} from './test-app';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(ROOT, 'src', 'main.ts');
+/**
+ * Compiles each .ts file with swc as it is required (the Jest transform's options), so a test gets
+ * the real server process in about a second, without a build and without touching dist/ (which
+ * other work may be rebuilding).
+ */
+const REGISTER_TYPESCRIPT = path.join(ROOT, 'scripts', 'register-typescript.js');
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface AppProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  /** Every stdout/stderr line of this process (pino JSON lines, mostly). */
+  readonly logs: string[];
+  readonly exited: Promise<ExitStatus>;
+  /** Resolves with the first log line (already written or still to come) the predicate accepts. */
+  waitForLog(match: RegExp | ((line: string) => boolean), timeoutMs?: number): Promise<string>;
+  /** SIGKILL: no shutdown hook runs, like a crash or an OOM kill. */
+  kill(): Promise<ExitStatus>;
+  /** SIGTERM, and how long the process took to exit. */
+  terminate(): Promise<ExitStatus & { ms: number }>;
+}
+
+export interface AppProcessOptions {
+  databaseUrl: string;
+  /** Defaults to a free port; pass the old one to restart "the same" instance (same APP_BASE_URL). */
+  port?: number;
+  env?: Record<string, string | undefined>;
+  /** How long to wait for the server to listen. */
+  startTimeoutMs?: number;
+}
+
+/** Starts the real server (src/main.ts) as a child process and waits until it listens. */
+export async function startAppProcess(options: AppProcessOptions): Promise<AppProcess> {
+  const port = options.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    APP_BASE_URL: url,
+    DATABASE_URL: options.databaseUrl,
+    BITRIX24_CLIENT_ID: TEST_CLIENT_ID,
+    BITRIX24_CLIENT_SECRET: TEST_CLIENT_SECRET,
+    TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    POLL_INTERVAL_SECONDS: '0',
+    LOG_LEVEL: 'debug',
+  };
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--require', REGISTER_TYPESCRIPT, '-e', `require(${JSON.stringify(MAIN)})`],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const logs: string[] = [];
+  const listeners = new Set<(line: string) => void>();
+  const collect = (stream: NodeJS.ReadableStream): void => {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines.filter(Boolean)) {
+        logs.push(line);
+        for (const listener of listeners) listener(line);
+      }
+    });
+  };
+  collect(child.stdout!);
+  collect(child.stderr!);
+  const exited = new Promise<ExitStatus>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+
+  const waitForLog = (
+    match: RegExp | ((line: string) => boolean),
+    timeoutMs = 30_000,
+  ): Promise<string> => {
+    const accepts = typeof match === 'function' ? match : (line: string) => match.test(line);
+    const seen = logs.find(accepts);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        listeners.delete(listener);
+        reject(new Error(`no log line matching ${String(match)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const listener = (line: string): void => {
+        if (!accepts(line)) return;
+        clearTimeout(timer);
+        listeners.delete(listener);
+        resolve(line);
+      };
+      listeners.add(listener);
+    });
+  };
+
+  const started = await Promise.race([
+    waitForLog(/"msg":"listening"/, options.startTimeoutMs ?? 60_000).then(() => true),
+    exited.then(() => false),
+  ]);
+  if (!started) {
+    throw new Error(`the app process exited during start:\n${logs.slice(-30).join('\n')}`);
+  }
+
+  return {
+    url,
+    port,
+    pid: child.pid!,
+    logs,
+    exited,
+    waitForLog,
+    kill: async () => {
+      child.kill('SIGKILL');
+      return exited;
+    },
+    terminate: async () => {
+      const startedAt = Date.now();
+      child.kill('SIGTERM');
+      const status = await exited;
+      return { ...status, ms: Date.now() - startedAt };
+    },
+  };
+}
+
+/** Parses the pino JSON lines of a process (non-JSON lines are skipped). */
+export function logRecords(logs: readonly string[]): Record<string, unknown>[] {
+  return logs.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
