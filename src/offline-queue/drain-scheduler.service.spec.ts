@@ -73,19 +73,44 @@ describe('DrainScheduler', () => {
   });
 
   it('coalesces any number of requests during a running drain into exactly one more pass', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      scheduler.request('p1');
+      await settle();
+      for (let i = 0; i < 25; i += 1) scheduler.request('p1');
+      await settle();
+      expect(drains.started).toEqual(['p1']);
+
+      drains.finish('p1');
+      await settle();
+      // The follow-up waits out the spacing (max(1, minTimeout) s since the last start).
+      expect(drains.started).toEqual(['p1']);
+      scheduler.request('p1');
+      expect(scheduler.isScheduled('p1')).toBe(true);
+      jest.advanceTimersByTime(1000);
+      await settle();
+      expect(drains.started).toEqual(['p1', 'p1']);
+      drains.finish('p1');
+      await settle();
+      jest.advanceTimersByTime(5000);
+      await settle();
+      expect(drains.started).toEqual(['p1', 'p1']);
+      expect(scheduler.isScheduled('p1')).toBe(false);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('runs the first pass after a quiet spell at once, without waiting for the spacing', async () => {
     scheduler.request('p1');
     await settle();
-    for (let i = 0; i < 25; i += 1) scheduler.request('p1');
-    await settle();
-    expect(drains.started).toEqual(['p1']);
-
     drains.finish('p1');
     await settle();
-    expect(drains.started).toEqual(['p1', 'p1']);
-    drains.finish('p1');
-    await settle();
-    expect(drains.started).toEqual(['p1', 'p1']);
     expect(scheduler.isScheduled('p1')).toBe(false);
+    scheduler.request('p1');
+    await settle();
+    expect(drains.started).toEqual(['p1', 'p1']);
+    drains.finish('p1');
   });
 
   it('coalesces requests for a queued portal into its one queued pass', async () => {

@@ -8,7 +8,10 @@ import { DrainService } from './drain.service';
 import { DrainStoppingError } from './offline-queue.errors';
 
 interface PortalSlot {
-  state: 'queued' | 'running';
+  /** cooling: a follow-up pass waits until the follow-up spacing since the last start is over. */
+  state: 'queued' | 'running' | 'cooling';
+  startedAt: number;
+  coolingTimer?: NodeJS.Timeout;
   /** A request arrived while the drain ran: one more pass follows (however many arrived). */
   again: boolean;
   /** runNow() callers waiting for the next pass to start and finish. */
@@ -21,7 +24,10 @@ interface PortalSlot {
  * In-process drain triggers: requests for a portal coalesce (at most one pass running and one
  * more to follow), and drains of different portals run with bounded concurrency
  * (DRAIN_CONCURRENCY). request() is what webhooks call: it returns at once, costs no I/O, and
- * never calls Bitrix24 in the caller's stack. Across replicas the drain lease decides who drains.
+ * never calls Bitrix24 in the caller's stack. A coalesced follow-up pass starts no sooner than
+ * max(1, BITRIX24_OFFLINE_MIN_TIMEOUT) seconds after the previous pass started: Bitrix24 itself
+ * notifies no more often than that, so a flood of notifications cannot turn into back-to-back
+ * passes. Across replicas the drain lease decides who drains.
  */
 @Injectable()
 export class DrainScheduler implements OnModuleDestroy {
@@ -31,6 +37,7 @@ export class DrainScheduler implements OnModuleDestroy {
   private runningCount = 0;
   private pumpScheduled = false;
   private stopping = false;
+  private readonly followUpSpacingMs: number;
 
   constructor(
     private readonly drainService: DrainService,
@@ -39,6 +46,7 @@ export class DrainScheduler implements OnModuleDestroy {
     appLogger: AppLogger,
   ) {
     this.log = appLogger.child('offline-queue');
+    this.followUpSpacingMs = Math.max(1, config.bitrix24.offlineMinTimeout) * 1000;
     const running = (): number => this.runningCount;
     const queued = (): number => this.queue.length;
     metrics.gauge(
@@ -69,6 +77,7 @@ export class DrainScheduler implements OnModuleDestroy {
     }
     this.slots.set(memberId, {
       state: 'queued',
+      startedAt: 0,
       again: false,
       waitingForNext: [],
       servedByCurrent: [],
@@ -86,10 +95,19 @@ export class DrainScheduler implements OnModuleDestroy {
     return new Promise((resolve) => {
       let slot = this.slots.get(memberId);
       if (!slot) {
-        slot = { state: 'queued', again: false, waitingForNext: [], servedByCurrent: [] };
+        slot = {
+          state: 'queued',
+          startedAt: 0,
+          again: false,
+          waitingForNext: [],
+          servedByCurrent: [],
+        };
         this.slots.set(memberId, slot);
       } else if (slot.state === 'queued') {
         this.queue.splice(this.queue.indexOf(memberId), 1);
+      } else if (slot.state === 'cooling') {
+        clearTimeout(slot.coolingTimer);
+        slot.state = 'queued';
       }
       slot.waitingForNext.push(resolve);
       if (slot.state === 'queued') this.queue.unshift(memberId);
@@ -106,6 +124,11 @@ export class DrainScheduler implements OnModuleDestroy {
   onModuleDestroy(): void {
     this.stopping = true;
     const abandoned = this.queue.splice(0);
+    for (const [memberId, slot] of this.slots) {
+      if (slot.state !== 'cooling') continue;
+      clearTimeout(slot.coolingTimer);
+      abandoned.push(memberId);
+    }
     for (const memberId of abandoned) {
       const slot = this.slots.get(memberId);
       this.slots.delete(memberId);
@@ -142,6 +165,7 @@ export class DrainScheduler implements OnModuleDestroy {
   private start(memberId: string): void {
     const slot = this.slots.get(memberId)!;
     slot.state = 'running';
+    slot.startedAt = Date.now();
     slot.again = false;
     slot.servedByCurrent = slot.waitingForNext;
     slot.waitingForNext = [];
@@ -156,17 +180,34 @@ export class DrainScheduler implements OnModuleDestroy {
         this.runningCount -= 1;
         for (const resolve of slot.servedByCurrent) resolve(report);
         slot.servedByCurrent = [];
-        if (!this.stopping && (slot.again || slot.waitingForNext.length > 0)) {
+        if (!this.stopping && slot.waitingForNext.length > 0) {
           slot.state = 'queued';
-          // A runNow() waiter goes first; a coalesced follow-up waits its turn.
-          if (slot.waitingForNext.length > 0) this.queue.unshift(memberId);
-          else this.queue.push(memberId);
+          this.queue.unshift(memberId); // a runNow() waiter goes first
+        } else if (!this.stopping && slot.again) {
+          this.followUp(memberId, slot);
         } else {
           this.slots.delete(memberId);
           for (const resolve of slot.waitingForNext) resolve(this.stoppedReport(memberId));
         }
         this.pump();
       });
+  }
+
+  /** Queues the coalesced follow-up pass once the spacing since the last start is over. */
+  private followUp(memberId: string, slot: PortalSlot): void {
+    const wait = slot.startedAt + this.followUpSpacingMs - Date.now();
+    if (wait <= 0) {
+      slot.state = 'queued';
+      this.queue.push(memberId);
+      return;
+    }
+    slot.state = 'cooling';
+    slot.coolingTimer = setTimeout(() => {
+      slot.state = 'queued';
+      this.queue.push(memberId);
+      this.pump();
+    }, wait);
+    slot.coolingTimer.unref();
   }
 
   private stoppedReport(memberId: string): DrainReport {

@@ -73,7 +73,7 @@ async function runFleet(portals: number): Promise<FleetResult> {
     const server = await startAppProcess({
       databaseUrl: database.url,
       port,
-      env: { LOG_LEVEL: 'info', BITRIX24_OAUTH_URL: emulator.url, POLL_INTERVAL_SECONDS: '0' },
+      env: { LOG_LEVEL: 'warn', BITRIX24_OAUTH_URL: emulator.url, POLL_INTERVAL_SECONDS: '0' },
     });
     try {
       const idleRss = memoryKiB(server.pid, 'VmRSS');

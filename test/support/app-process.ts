@@ -120,12 +120,25 @@ export async function startAppProcess(options: AppProcessOptions): Promise<AppPr
     });
   };
 
-  const started = await Promise.race([
-    waitForLog(/"msg":"listening"/, options.startTimeoutMs ?? 60_000).then(() => true),
-    exited.then(() => false),
-  ]);
-  if (!started) {
-    throw new Error(`the app process exited during start:\n${logs.slice(-30).join('\n')}`);
+  // Listening is known from the outside (any LOG_LEVEL): poll the liveness probe.
+  const startDeadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+  for (;;) {
+    const exitedEarly = await Promise.race([
+      exited.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 100)),
+    ]);
+    if (exitedEarly) {
+      throw new Error(`the app process exited during start:\n${logs.slice(-30).join('\n')}`);
+    }
+    const live = await fetch(`${url}/health/live`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (live) break;
+    if (Date.now() > startDeadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the app process did not listen in time:\n${logs.slice(-30).join('\n')}`);
+    }
   }
 
   return {
