@@ -273,6 +273,23 @@ describe('admin API read side', () => {
       expect(body.error.code).toBe('invalid_cursor');
     });
 
+    it('refuses a cursor whose key is beyond the bigint range with 400, not 500', async () => {
+      const portal = await arrangePortal(dataSource);
+      await arrangeEvents(dataSource, portal.memberId, 3);
+      const first = await get<Page<EventItem>>(`/admin/events?memberId=${portal.memberId}&limit=1`);
+      const payload = JSON.parse(Buffer.from(first.body.nextCursor!, 'base64url').toString()) as {
+        k: string;
+      };
+      const forged = Buffer.from(JSON.stringify({ ...payload, k: '9999999999999999999' })).toString(
+        'base64url',
+      );
+      const { status, body } = await get<ErrorBody>(
+        `/admin/events?memberId=${portal.memberId}&limit=1&cursor=${forged}`,
+      );
+      expect(status).toBe(400);
+      expect(body.error.code).toBe('invalid_cursor');
+    });
+
     it('answers 404 for ids that are well formed but unknown', async () => {
       const portal = await get<ErrorBody>(`/admin/portals/${newMemberId()}`);
       expect(portal.status).toBe(404);

@@ -7,7 +7,7 @@ import { EventNotFoundError, InvalidFilterError } from '../admin.errors';
 import { KeysetCursor } from '../pagination/keyset-cursor';
 import { Page, toPage } from '../pagination/page-query.dto';
 import {
-  EVENT_ID_PATTERN,
+  isEventId,
   EventAttemptDto,
   EventDetailDto,
   EventDto,
@@ -65,7 +65,8 @@ export class AdminEventsQueries {
         until?.toISOString() ?? null,
         query.order,
       ]),
-      EVENT_ID_PATTERN,
+      // The pattern alone admits 19-digit ids beyond bigint, which Postgres would refuse (500).
+      isEventId,
     );
     const after = query.cursor === undefined ? undefined : cursor.decode(query.cursor);
     const descending = query.order === 'desc';

@@ -13,11 +13,12 @@ const CURSOR_VERSION = 1;
 export class KeysetCursor {
   /**
    * @param scope canonical description of the query (route, filters, order)
-   * @param keyPattern what a valid key looks like; checked before the key reaches SQL
+   * @param isValidKey what a valid key is (a pattern, or a check for bounds a pattern cannot
+   *   express); checked before the key reaches SQL
    */
   constructor(
     private readonly scope: string,
-    private readonly keyPattern: RegExp,
+    private readonly isValidKey: RegExp | ((key: string) => boolean),
   ) {}
 
   encode(key: string): string {
@@ -48,7 +49,9 @@ export class KeysetCursor {
     if (q !== this.fingerprint()) {
       throw new InvalidCursorError('it belongs to a query with other filters or order');
     }
-    if (!this.keyPattern.test(k)) {
+    const valid =
+      typeof this.isValidKey === 'function' ? this.isValidKey(k) : this.isValidKey.test(k);
+    if (!valid) {
       throw new InvalidCursorError('not a cursor returned by this API');
     }
     return k;
