@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { Bitrix24Http } from './bitrix24-http';
 import { Bitrix24Client } from './bitrix24.client';
+import { InstallerRightsClient } from './installer-rights.client';
 import { OAuthClient } from './oauth.client';
 import { OperatingTimeTracker } from './operating-time.tracker';
 import { PortalDirectory } from './portal-directory';
@@ -13,12 +14,13 @@ import { RestCallExecutor } from './rest-call.executor';
   providers: [
     Bitrix24Http,
     OAuthClient,
+    InstallerRightsClient,
     Bitrix24Client,
     RestCallExecutor,
     PortalDirectory,
     PortalRateLimiter,
     OperatingTimeTracker,
   ],
-  exports: [Bitrix24Client, OAuthClient],
+  exports: [Bitrix24Client, OAuthClient, InstallerRightsClient],
 })
 export class Bitrix24Module {}

@@ -12,13 +12,28 @@ import type {
   RestTime,
 } from './bitrix24.types';
 import type { OperatingTimeTracker } from './operating-time.tracker';
-import type { RestCallExecutor } from './rest-call.executor';
+import type { RestCallExecutor, RestCallOptions } from './rest-call.executor';
 
 /** Method names go into the URL path: nothing but Bitrix24's own alphabet. */
 const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/;
 const OFFLINE_METHOD_PREFIX = 'event.offline.';
 
 export type EventType = 'online' | 'offline';
+
+/**
+ * event.offline.get takes rows as it answers: it reserves a new batch (clear=0) or deletes what it
+ * returns (clear=1, Bitrix24's default), so after a lost answer a repeat gets other rows and the
+ * first ones stay reserved or are gone. Re-reading a reserved batch (process_id with clear=0)
+ * changes nothing and may be repeated.
+ */
+function takesOfflineRows(method: string, params: Readonly<Record<string, unknown>>): boolean {
+  if (method !== 'event.offline.get') return false;
+  const rereadsBatch =
+    typeof params.process_id === 'string' &&
+    params.process_id !== '' &&
+    (params.clear === 0 || params.clear === '0' || params.clear === false);
+  return !rereadsBatch;
+}
 
 /**
  * REST calls to one portal (see RestCallExecutor for what happens around each request). With
@@ -33,7 +48,12 @@ export class PortalRestClient {
     private readonly authConnector: string | undefined,
   ) {}
 
-  async call<T>(method: string, params: Record<string, unknown> = {}): Promise<RestResponse<T>> {
+  /** A call that takes offline rows is not repeated after a failure it may have run through. */
+  async call<T>(
+    method: string,
+    params: Record<string, unknown> = {},
+    options: RestCallOptions = {},
+  ): Promise<RestResponse<T>> {
     if (!METHOD_NAME.test(method)) {
       throw new InvalidInputError(
         'invalid_bitrix24_method',
@@ -44,6 +64,7 @@ export class PortalRestClient {
       this.memberId,
       method,
       this.withConnector(method.startsWith(OFFLINE_METHOD_PREFIX), params),
+      { repeatable: options.repeatable ?? !takesOfflineRows(method, params) },
     );
     return response as RestResponse<T>;
   }
@@ -72,11 +93,15 @@ export class PortalRestClient {
         command.method.startsWith(OFFLINE_METHOD_PREFIX) ||
         (command.method.startsWith('event.') && command.params?.event_type === 'offline'),
     );
+    const repeatable = !Object.values(commands).some((command) =>
+      takesOfflineRows(command.method, command.params ?? {}),
+    );
     const answers: { answer: RawBatchAnswer; time?: RestTime }[] = [];
     for (const cmd of chunkCommands(commands)) {
       const response = await this.call<RawBatchAnswer>(
         'batch',
         this.withConnector(offline, { cmd, halt: options.halt ? 1 : 0 }),
+        { repeatable },
       );
       const answer = response.result ?? {};
       answers.push({ answer, time: response.time });

@@ -23,6 +23,36 @@ import { PortalDirectory } from './portal-directory';
 import { PortalRateLimiter } from './portal-rate-limiter';
 import { RetryPolicy } from './retry-policy';
 
+/** Refusals: Bitrix24 turned the request away before running it, so repeating it is always safe. */
+const REFUSED_BEFORE_RUNNING = new Set<string>([
+  'QUERY_LIMIT_EXCEEDED',
+  'OPERATION_TIME_LIMIT',
+  'OVERLOAD_LIMIT',
+]);
+
+export interface RestCallOptions {
+  /**
+   * False for a call that changes state as it answers and cannot be repeated to the same effect
+   * (event.offline.get reserves or deletes rows): a failure after which it may have run (timeout,
+   * network error, 5xx) is thrown at once instead of retried. Refusals are still retried.
+   */
+  readonly repeatable?: boolean;
+}
+
+/**
+ * Whether a failed request may nonetheless have run on Bitrix24's side: its answer was lost
+ * (timeout, network error) or the server failed (5xx) after the request was sent. Token-endpoint
+ * failures and refusals happen before the REST request runs.
+ */
+export function mayHaveRun(error: unknown): boolean {
+  return (
+    error instanceof Bitrix24ApiError &&
+    !(error instanceof OAuthError) &&
+    error.category === 'retryable' &&
+    !REFUSED_BEFORE_RUNNING.has(error.bitrixCode)
+  );
+}
+
 /**
  * Runs one REST request to one portal with everything around it: the portal must be callable, the
  * token comes from the vault, the request waits its turn in the portal's bucket, and the answer is
@@ -79,6 +109,7 @@ export class RestCallExecutor implements OnApplicationShutdown {
     memberId: string,
     method: string,
     params: Record<string, unknown>,
+    options: RestCallOptions = {},
   ): Promise<RestResponse<unknown>> {
     let attempts = 0;
     let refreshedAfterAuthError = false;
@@ -148,6 +179,13 @@ export class RestCallExecutor implements OnApplicationShutdown {
         throw error;
       }
       if (error.category !== 'retryable') throw error;
+      if (options.repeatable === false && mayHaveRun(error)) {
+        this.log.warn(
+          { memberId, method, bitrixCode: error.bitrixCode, attempts },
+          'Bitrix24 request may have run without an answer: not repeated',
+        );
+        throw error;
+      }
 
       if (error.bitrixCode === 'QUERY_LIMIT_EXCEEDED') bucket.penalize();
       const earliestMs =

@@ -20,6 +20,7 @@ export class AppConfig {
     requestTimeoutMs: number;
     refreshTokenLifetimeDays: number;
     tokenKeepAliveIntervalSeconds: number;
+    paymentProbeIntervalSeconds: number;
   };
   readonly drain: {
     pageSize: number;
@@ -38,6 +39,8 @@ export class AppConfig {
   readonly portals: {
     installPendingTimeoutSeconds: number;
     uninstallCleanEvents: 'keep' | 'purge';
+    confirmationConcurrency: number;
+    confirmationsPerAddressPerMinute: number;
   };
   readonly admin: { token: string | undefined; maxFailedAttemptsPerMinute: number };
   readonly tokenEncryption: { key: string | undefined; oldKeys: readonly string[] };
@@ -100,6 +103,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       requestTimeoutMs: schema.BITRIX24_REQUEST_TIMEOUT_MS,
       refreshTokenLifetimeDays: schema.REFRESH_TOKEN_LIFETIME_DAYS,
       tokenKeepAliveIntervalSeconds: schema.TOKEN_KEEP_ALIVE_INTERVAL_SECONDS,
+      paymentProbeIntervalSeconds: schema.PAYMENT_REQUIRED_PROBE_INTERVAL_SECONDS,
     },
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,
@@ -117,6 +121,8 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     portals: {
       installPendingTimeoutSeconds: schema.INSTALL_PENDING_TIMEOUT_SECONDS,
       uninstallCleanEvents: schema.UNINSTALL_CLEAN_EVENTS,
+      confirmationConcurrency: schema.INSTALL_CONFIRMATION_CONCURRENCY,
+      confirmationsPerAddressPerMinute: schema.INSTALL_CONFIRMATIONS_PER_ADDRESS_PER_MINUTE,
     },
     admin: {
       token: schema.ADMIN_TOKEN,

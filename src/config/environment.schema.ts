@@ -213,6 +213,20 @@ export class EnvironmentSchema {
   @Min(60)
   INSTALL_PENDING_TIMEOUT_SECONDS = 3600;
 
+  /** Installation confirmations (OAuth exchange + admin check) one instance runs at once. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  INSTALL_CONFIRMATION_CONCURRENCY = 8;
+
+  /** Installation confirmations one client address may start per minute (confirmed ones are given back). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100000)
+  INSTALL_CONFIRMATIONS_PER_ADDRESS_PER_MINUTE = 10;
+
   @Transform(toInt)
   @IsInt()
   @Min(1)
@@ -223,6 +237,12 @@ export class EnvironmentSchema {
   @IsInt()
   @Min(0)
   TOKEN_KEEP_ALIVE_INTERVAL_SECONDS = 600;
+
+  /** How often payment_required portals are asked again whether they are paid for; 0 disables it. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  PAYMENT_REQUIRED_PROBE_INTERVAL_SECONDS = 900;
 
   @Transform(toInt)
   @IsInt()

@@ -13,6 +13,21 @@ import type { StoredEventEntity } from './stored-event.entity';
 /** A handler that has not settled by then counts as failed (its promise is no longer awaited). */
 export const HANDLER_TIMEOUT_MS = 60_000;
 const MAX_ERROR_LENGTH = 2000;
+/** The shortest claim, whatever the handlers: a dead worker's events wait this long at most. */
+export const MIN_CLAIM_SECONDS = 300;
+/** Claim time beyond the handlers themselves: loading the event, recording the run. */
+export const CLAIM_MARGIN_SECONDS = 60;
+
+/**
+ * How long a claim must hold so that it outlives a live run of `handlerCount` handlers. They run
+ * one after another, each cut off at HANDLER_TIMEOUT_MS, so the claim covers all of them plus a
+ * margin; only a run whose process died is ever claimed again (a second, concurrent run of the
+ * same event would otherwise start while the first one's handlers still work).
+ */
+export function claimSecondsFor(handlerCount: number): number {
+  const handlersSeconds = Math.max(1, handlerCount) * Math.ceil(HANDLER_TIMEOUT_MS / 1000);
+  return Math.max(MIN_CLAIM_SECONDS, handlersSeconds + CLAIM_MARGIN_SECONDS);
+}
 
 export type AttemptOutcome = EventAttemptEntity['outcome'];
 export type AttemptTrigger = EventAttemptEntity['trigger'];
@@ -52,6 +67,14 @@ export class EventProcessor {
     appLogger: AppLogger,
   ) {
     this.log = appLogger.child('inbox');
+  }
+
+  /**
+   * The claim any event needs: events are claimed before their handlers are looked at, so the
+   * event with the most handlers sets it.
+   */
+  claimSeconds(): number {
+    return claimSecondsFor(this.registry.mostHandlersOfOneEvent());
   }
 
   async process(event: StoredEventEntity, trigger: AttemptTrigger): Promise<AttemptOutcome> {

@@ -52,6 +52,13 @@ export class HandlerRegistry implements OnModuleInit {
     );
   }
 
+  /** How many handlers the event with the most handlers has (0 when none is registered). */
+  mostHandlersOfOneEvent(): number {
+    let most = 0;
+    for (const handlers of this.byEvent.values()) most = Math.max(most, handlers.length);
+    return most;
+  }
+
   handlersFor(eventName: string): readonly RegisteredHandler[] {
     return this.byEvent.get(eventName.toUpperCase()) ?? [];
   }

@@ -11,11 +11,6 @@ import { AppLogger } from '../logging/app-logger';
 import { EventProcessor } from './event-processor.service';
 import { StoredEventEntity } from './stored-event.entity';
 
-/**
- * How long a claim protects a run from other workers. Longer than a handler may take (60 s each),
- * so only a run whose process died is claimed again.
- */
-export const CLAIM_SECONDS = 300;
 /** Idle workers look for due events this often (new events also wake them at once). */
 const IDLE_POLL_MS = 1000;
 const ABANDONED_SWEEP_MS = 10_000;
@@ -168,7 +163,7 @@ export class InboxWorker
          LIMIT $1
          FOR UPDATE SKIP LOCKED)
        RETURNING e.id`,
-      [limit, CLAIM_SECONDS, this.config.inbox.maxAttempts],
+      [limit, this.processor.claimSeconds(), this.config.inbox.maxAttempts],
     );
     if (rows.length === 0) return [];
     return this.dataSource.getRepository(StoredEventEntity).find({

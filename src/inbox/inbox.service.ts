@@ -4,13 +4,19 @@ import { DataSource, EntityManager } from 'typeorm';
 import type { OfflineEvent } from '../bitrix24/bitrix24.types';
 import { AppLogger } from '../logging/app-logger';
 import { EventProcessor } from './event-processor.service';
-import { CLAIM_SECONDS, InboxWorker } from './inbox-worker.service';
+import { InboxWorker } from './inbox-worker.service';
 import {
   EventInProgressError,
   InvalidEventIdError,
   StoredEventNotFoundError,
 } from './inbox.errors';
 import { orderingKeyFor } from './ordering-key';
+import {
+  quarantinedOfflineRow,
+  StorableOfflineRow,
+  storableJson,
+  storableOfflineRow,
+} from './storable-event';
 import { StoredEventEntity } from './stored-event.entity';
 
 export interface OnlineEventInput {
@@ -26,9 +32,18 @@ export interface OnlineEventInput {
 const PURGE_SLICE = 5000;
 const EVENT_ID = /^[1-9]\d{0,18}$/;
 
-function toTimestamp(value: string): Date | null {
-  const parsed = new Date(value);
-  return Number.isNaN(parsed.getTime()) ? null : parsed;
+interface InsertedOfflineRow {
+  queue_id: string;
+  status: 'pending' | 'dead';
+}
+
+/**
+ * SQLSTATE classes of a value the database will not take: 22 (data exception: bad text, a number
+ * out of range, a string too long) and 54 (program limit exceeded: nesting too deep, row too big).
+ */
+function refusedRowContent(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
 }
 
 /**
@@ -52,6 +67,10 @@ export class InboxService {
    * Inserts one page of offline queue rows inside the caller's transaction (the drain commits them
    * together with their process_id). A row already stored (same portal and queue row ID) is
    * skipped. Returns how many rows were new. Call eventsCommitted() after the commit.
+   *
+   * No row's content can fail the page: rows are made storable first (see storableOfflineRow),
+   * and should the database still refuse one, the page is stored row by row and that row goes in
+   * dead with the reason, so the page commits whole and the drain moves on.
    */
   async insertOfflineEvents(
     manager: EntityManager,
@@ -60,34 +79,116 @@ export class InboxService {
     events: readonly OfflineEvent[],
   ): Promise<number> {
     if (events.length === 0) return 0;
+    const rows = events.map(storableOfflineRow);
+    let inserted: InsertedOfflineRow[];
+    await manager.query('SAVEPOINT offline_page');
+    try {
+      inserted = await this.insertOfflineRows(manager, memberId, processId, rows);
+    } catch (error) {
+      if (!refusedRowContent(error)) throw error;
+      await manager.query('ROLLBACK TO SAVEPOINT offline_page');
+      inserted = await this.insertOfflineRowsOneByOne(manager, memberId, processId, rows);
+    }
+    await manager.query('RELEASE SAVEPOINT offline_page');
+    this.reportAlteredRows(memberId, processId, rows, inserted);
+    return inserted.length;
+  }
+
+  /** Each row under its own savepoint: one the database refuses is stored again, quarantined. */
+  private async insertOfflineRowsOneByOne(
+    manager: EntityManager,
+    memberId: string,
+    processId: string | null,
+    rows: readonly StorableOfflineRow[],
+  ): Promise<InsertedOfflineRow[]> {
+    const inserted: InsertedOfflineRow[] = [];
+    for (const row of rows) {
+      await manager.query('SAVEPOINT offline_row');
+      try {
+        inserted.push(...(await this.insertOfflineRows(manager, memberId, processId, [row])));
+      } catch (error) {
+        if (!refusedRowContent(error)) throw error;
+        await manager.query('ROLLBACK TO SAVEPOINT offline_row');
+        const reason = `${String((error as { code?: unknown }).code)} ${(error as Error).message}`;
+        // If even this is refused, the page fails as a whole: nothing of it is cleared.
+        const quarantined = quarantinedOfflineRow(row, reason);
+        inserted.push(
+          ...(await this.insertOfflineRows(manager, memberId, processId, [quarantined])),
+        );
+      }
+      await manager.query('RELEASE SAVEPOINT offline_row');
+    }
+    return inserted;
+  }
+
+  private async insertOfflineRows(
+    manager: EntityManager,
+    memberId: string,
+    processId: string | null,
+    rows: readonly StorableOfflineRow[],
+  ): Promise<InsertedOfflineRow[]> {
     // One statement for the whole page: arrays unnested server-side, whatever the page size.
-    const inserted: { id: string }[] = await manager.query(
+    return manager.query(
       `INSERT INTO stored_events
          (member_id, source, queue_id, message_id, process_id, event_name, ordering_key,
-          data, additional, bitrix_timestamp)
+          data, additional, bitrix_timestamp, status, last_error, next_attempt_at)
        SELECT $1, 'offline', row.queue_id, row.message_id, $2, row.event_name, row.ordering_key,
-              row.data::jsonb, row.additional::jsonb, row.bitrix_timestamp
+              row.data::jsonb, row.additional::jsonb, row.bitrix_timestamp,
+              CASE WHEN row.unfit IS NULL THEN 'pending' ELSE 'dead' END, row.unfit,
+              CASE WHEN row.unfit IS NULL THEN now() END
        FROM unnest($3::bigint[], $4::varchar[], $5::varchar[], $6::varchar[], $7::text[],
-                   $8::text[], $9::timestamptz[], $10::int[])
+                   $8::text[], $9::timestamptz[], $10::text[], $11::int[])
          AS row(queue_id, message_id, event_name, ordering_key, data, additional,
-                bitrix_timestamp, position)
+                bitrix_timestamp, unfit, position)
        ORDER BY row.position
        ON CONFLICT (member_id, queue_id) WHERE queue_id IS NOT NULL DO NOTHING
-       RETURNING id`,
+       RETURNING queue_id::text AS queue_id, status`,
       [
         memberId,
         processId,
-        events.map((event) => event.ID),
-        events.map((event) => event.MESSAGE_ID ?? null),
-        events.map((event) => event.EVENT_NAME.toUpperCase()),
-        events.map((event) => orderingKeyFor(event.EVENT_NAME, event.EVENT_DATA)),
-        events.map((event) => JSON.stringify(event.EVENT_DATA ?? null)),
-        events.map((event) => JSON.stringify(event.EVENT_ADDITIONAL ?? null)),
-        events.map((event) => toTimestamp(event.TIMESTAMP_X)),
-        events.map((_, position) => position),
+        rows.map((row) => row.queueId),
+        rows.map((row) => row.messageId),
+        rows.map((row) => row.eventName),
+        rows.map((row) => row.orderingKey),
+        rows.map((row) => row.data),
+        rows.map((row) => row.additional),
+        rows.map((row) => row.bitrixTimestamp),
+        rows.map((row) => row.unfit),
+        rows.map((_, position) => position),
       ],
     );
-    return inserted.length;
+  }
+
+  /** Rows stored other than exactly as sent are worth an operator's look; each is logged once. */
+  private reportAlteredRows(
+    memberId: string,
+    processId: string | null,
+    rows: readonly StorableOfflineRow[],
+    inserted: readonly InsertedOfflineRow[],
+  ): void {
+    const statusOf = new Map(inserted.map((row) => [row.queue_id, row.status]));
+    const replaced = rows.filter(
+      (row) => row.replacedCharacters > 0 && statusOf.get(row.queueId) === 'pending',
+    );
+    if (replaced.length > 0) {
+      this.log.warn(
+        {
+          memberId,
+          processId,
+          rows: replaced.length,
+          queueIds: replaced.map((row) => row.queueId),
+          replacedCharacters: replaced.reduce((sum, row) => sum + row.replacedCharacters, 0),
+        },
+        'offline rows held characters Postgres cannot store (NUL, lone surrogates): stored with U+FFFD in their place',
+      );
+    }
+    for (const row of rows) {
+      if (statusOf.get(row.queueId) !== 'dead') continue;
+      this.log.error(
+        { memberId, processId, queueId: row.queueId, eventName: row.eventName },
+        'offline row cannot go to its handlers as sent: stored dead (see its last error)',
+      );
+    }
   }
 
   /** Events were committed by someone else's transaction: let the worker pick them up now. */
@@ -98,6 +199,8 @@ export class InboxService {
   /** Stores one online event (verified by the webhook), once per dedup key. */
   async storeOnlineEvent(input: OnlineEventInput): Promise<{ stored: boolean }> {
     const eventName = input.eventName.toUpperCase();
+    // A NUL or a lone surrogate in a form field would make Postgres refuse the event.
+    const data = storableJson(input.data);
     const rows: { id: string }[] = await this.dataSource.query(
       `INSERT INTO stored_events
          (member_id, source, dedup_key, event_name, ordering_key, data, bitrix_timestamp)
@@ -108,8 +211,8 @@ export class InboxService {
         input.memberId,
         input.dedupKey,
         eventName,
-        orderingKeyFor(eventName, input.data),
-        JSON.stringify(input.data ?? null),
+        orderingKeyFor(eventName, data.value),
+        data.json,
         input.bitrixTimestamp,
       ],
     );
@@ -129,7 +232,7 @@ export class InboxService {
        SET attempts = attempts + 1, claim_expires_at = now() + make_interval(secs => $2)
        WHERE id = $1 AND (claim_expires_at IS NULL OR claim_expires_at <= now())
        RETURNING id`,
-      [eventId, CLAIM_SECONDS],
+      [eventId, this.processor.claimSeconds()],
     );
     if (claimed.length === 0) {
       if (await repository.existsBy({ id: eventId })) throw new EventInProgressError(eventId);

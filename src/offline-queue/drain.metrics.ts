@@ -12,6 +12,7 @@ export class DrainMetrics {
   readonly events: Counter<'delivery_mode'>;
   readonly pages: Counter;
   readonly recoveredBatches: Counter;
+  readonly possibleLosses: Counter<'reason'>;
   readonly duration: Histogram<'outcome'>;
   /** Per event: from its last write in Bitrix24 (TIMESTAMP_X) to its commit here. */
   readonly eventLag: Histogram;
@@ -38,6 +39,11 @@ export class DrainMetrics {
     this.recoveredBatches = metrics.counter(
       'offline_queue_recovered_batches_total',
       'Reserved batches resumed or adopted after a crash or a failed pass',
+    );
+    this.possibleLosses = metrics.counter(
+      'offline_queue_possible_losses_total',
+      'clear=1 reads (at-most-once portals) whose events may be lost, by reason: answer_lost (the read may have run, its answer never came) or commit_failed (rows read but not stored)',
+      ['reason'],
     );
     this.duration = metrics.histogram(
       'offline_queue_drain_duration_seconds',

@@ -7,6 +7,7 @@ import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import type { OfflineEvent, OfflineGetResult, RestErrorBody } from '../bitrix24/bitrix24.types';
 import { classifyRestError } from '../bitrix24/error-classification';
 import type { PortalRestClient } from '../bitrix24/portal-rest.client';
+import { mayHaveRun } from '../bitrix24/rest-call.executor';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import { PortalEntity } from '../portals/portal.entity';
@@ -278,11 +279,11 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
    * of this portal's drains until the feature returns). The limit covers any batch we reserve.
    */
   private async takeBatchAtMostOnce(pass: Pass, processId: string): Promise<void> {
-    const { lease, client } = pass;
+    const { lease } = pass;
     this.ensureRunning(lease);
-    const page = await client.offlineGet({ processId, clear: true, limit: MAX_RESERVED_BATCH });
+    const page = await this.readAndDelete(pass, MAX_RESERVED_BATCH, processId);
     await this.setDeliveryMode(pass, 'at-most-once');
-    if (page.events.length > 0) await this.commit(pass, processId, page.events, 'at-most-once');
+    if (page.events.length > 0) await this.commitAtMostOnce(pass, processId, page.events);
     await this.ledger.markCleared(lease.memberId, processId);
   }
 
@@ -332,22 +333,64 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
 
   /** Portals without rest_offline_extended: clear=1 deletes rows as they are read. */
   private async drainAtMostOnce(pass: Pass): Promise<void> {
-    const { lease, client } = pass;
+    const { lease } = pass;
     this.ensureRunning(lease);
-    let page = await client.offlineGet({ clear: true, limit: this.pageSize });
+    let page = await this.readAndDelete(pass, this.pageSize);
     await this.setDeliveryMode(pass, 'at-most-once');
     while (page.events.length > 0) {
-      try {
-        await this.commit(pass, null, page.events, 'at-most-once');
-      } catch (error) {
-        this.log.error(
-          { err: error, memberId: lease.memberId, lost: page.events.length },
-          'at-most-once page could not be committed: its events are lost',
-        );
-        throw error;
-      }
+      await this.commitAtMostOnce(pass, null, page.events);
       this.ensureRunning(lease);
-      page = await client.offlineGet({ clear: true, limit: this.pageSize });
+      page = await this.readAndDelete(pass, this.pageSize);
+    }
+  }
+
+  /**
+   * A clear=1 read deletes the rows it returns. When its answer is lost they are gone with it: the
+   * executor does not repeat such a read (a repeat would only take the next rows), the pass fails,
+   * and the possible loss is logged and counted, since nothing else will ever show it.
+   */
+  private async readAndDelete(
+    pass: Pass,
+    limit: number,
+    processId?: string,
+  ): Promise<OfflineGetResult> {
+    try {
+      return await pass.client.offlineGet({
+        clear: true,
+        limit,
+        ...(processId !== undefined ? { processId } : {}),
+      });
+    } catch (error) {
+      if (mayHaveRun(error)) {
+        this.metrics.possibleLosses.inc({ reason: 'answer_lost' });
+        this.log.warn(
+          {
+            memberId: pass.lease.memberId,
+            processId,
+            limit,
+            code: error instanceof Bitrix24ApiError ? error.bitrixCode : undefined,
+          },
+          'at-most-once read (clear=1) got no answer: the events it may have deleted, up to its limit, are lost',
+        );
+      }
+      throw error;
+    }
+  }
+
+  private async commitAtMostOnce(
+    pass: Pass,
+    processId: string | null,
+    events: readonly OfflineEvent[],
+  ): Promise<void> {
+    try {
+      await this.commit(pass, processId, events, 'at-most-once');
+    } catch (error) {
+      this.metrics.possibleLosses.inc({ reason: 'commit_failed' });
+      this.log.error(
+        { err: error, memberId: pass.lease.memberId, lost: events.length },
+        'at-most-once page could not be committed: its events are lost',
+      );
+      throw error;
     }
   }
 
@@ -413,17 +456,18 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
     };
   }
 
-  /** A clear=0 page must name its batch; without a process_id its rows could never be cleared. */
+  /**
+   * A clear=0 page must name its batch; without a process_id its rows could never be cleared. A
+   * row's ID is what stores it once. Anything else odd in a row is the inbox's to store (dead if
+   * need be), so it never blocks the drain.
+   */
   private assertPage(memberId: string, page: OfflineGetResult): string {
     if (page.events.length > 0 && !page.process_id) {
       throw new UnexpectedOfflineAnswerError(memberId, 'rows without a process_id');
     }
     for (const event of page.events) {
-      if (!/^\d+$/.test(String(event.ID)) || typeof event.EVENT_NAME !== 'string') {
-        throw new UnexpectedOfflineAnswerError(
-          memberId,
-          'a row without a numeric ID or EVENT_NAME',
-        );
+      if (!/^\d+$/.test(String(event.ID))) {
+        throw new UnexpectedOfflineAnswerError(memberId, 'a row without a numeric ID');
       }
     }
     return page.process_id ?? '';

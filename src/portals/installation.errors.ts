@@ -9,11 +9,16 @@ export class InstallRequestInvalidError extends DomainError {
   }
 }
 
-/** Why the OAuth server's answer does not confirm an installation. */
+/** Why an installation is not confirmed: the OAuth server's answer, or the installer's rights. */
 export type NotConfirmedReason =
-  'refresh_token_rejected' | 'payment_required' | 'member_mismatch' | 'incomplete_answer';
+  | 'refresh_token_rejected'
+  | 'payment_required'
+  | 'member_mismatch'
+  | 'incomplete_answer'
+  | 'installer_not_admin'
+  | 'installer_rights_refused';
 
-/** The OAuth server did not vouch for this installation: nothing was stored. */
+/** The OAuth server (or the portal, asked about the installer) did not vouch for it: nothing was stored. */
 export class InstallationNotConfirmedError extends DomainError {
   readonly kind = 'forbidden';
 
@@ -30,7 +35,8 @@ export class InstallationUnavailableError extends DomainError {
   readonly kind = 'unavailable';
 
   constructor(
-    code: 'oauth_unavailable' | 'oauth_client_rejected' | 'event_binding_failed',
+    code:
+      'oauth_unavailable' | 'oauth_client_rejected' | 'portal_unavailable' | 'event_binding_failed',
     message: string,
   ) {
     super(code, message);
@@ -45,6 +51,43 @@ export class InstallationSupersededError extends DomainError {
     super(
       'installation_superseded',
       `The installation of portal ${memberId} was superseded while it ran; open the application again to retry.`,
+    );
+  }
+}
+
+/** Installation confirmations are bounded; the refusal says when to come back (Retry-After). */
+export abstract class InstallationThrottledError extends DomainError {
+  constructor(
+    code: string,
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(code, message);
+  }
+}
+
+/** As many confirmations as this instance runs at once are in flight, and none freed up in time. */
+export class InstallationBusyError extends InstallationThrottledError {
+  readonly kind = 'unavailable';
+
+  constructor(retryAfterSeconds: number) {
+    super(
+      'installation_busy',
+      'Too many installations are being confirmed right now. Please try again in a few seconds.',
+      retryAfterSeconds,
+    );
+  }
+}
+
+/** This client address started too many confirmations lately. */
+export class InstallationRateLimitedError extends InstallationThrottledError {
+  readonly kind = 'rate_limited';
+
+  constructor(retryAfterSeconds: number) {
+    super(
+      'installation_rate_limited',
+      `Too many installation attempts from your address. Please try again in ${retryAfterSeconds} s.`,
+      retryAfterSeconds,
     );
   }
 }

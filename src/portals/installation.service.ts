@@ -1,20 +1,27 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
-import { OAuthError } from '../bitrix24/bitrix24-api.error';
+import { Bitrix24ApiError, OAuthError } from '../bitrix24/bitrix24-api.error';
 import type { OAuthTokenResponse } from '../bitrix24/bitrix24.types';
+import { InstallerRightsClient } from '../bitrix24/installer-rights.client';
 import { OAuthClient } from '../bitrix24/oauth.client';
 import { AppConfig } from '../config/app-config';
 import { DomainError } from '../errors/domain-error';
 import { InboxService } from '../inbox/inbox.service';
 import { AppLogger } from '../logging/app-logger';
+import { MetricsRegistry } from '../metrics/metrics.registry';
+import { ConfirmationSlots } from './confirmation-slots';
 import { BindingReport, EventBindingService } from './event-binding.service';
 import {
+  InstallationBusyError,
   InstallationNotConfirmedError,
+  InstallationRateLimitedError,
   InstallationSupersededError,
   InstallationUnavailableError,
 } from './installation.errors';
+import { InstallerAddressLimiter } from './installer-address-limiter';
 import { PortalStatusChangeEntity } from './portal-status-change.entity';
 import { PortalNotFoundError } from './portal-status.error';
 import { PortalStatusService } from './portal-status.service';
@@ -54,28 +61,50 @@ export function hashApplicationToken(applicationToken: string): Buffer {
 
 /** How many stalled installations one sweep transaction takes. */
 const SWEEP_BATCH = 100;
+/** How long an installation waits for a confirmation slot before it is answered installation_busy. */
+const CONFIRMATION_SLOT_WAIT_MS = 2_000;
+const BUSY_RETRY_AFTER_SECONDS = 5;
 
 /**
- * The installation lifecycle: confirm an installation at the OAuth server, store the portal and its
- * token chain, bind events, activate; uninstall, offboard, and sweep installations that never
- * completed. Statuses change only through PortalStatusService.
+ * The installation lifecycle: confirm an installation at the OAuth server (and that the chain is a
+ * portal administrator's), store the portal and its token chain, bind events, activate; uninstall,
+ * offboard, and sweep installations that never completed. Statuses change only through
+ * PortalStatusService. Confirmations are unauthenticated outbound work, so they are bounded: a
+ * few at once per instance, and a per-address allowance.
  */
 @Injectable()
 export class InstallationService {
   private readonly logger: Logger;
   private readonly changeListeners = new Set<(memberId: string) => void>();
+  private readonly confirmationSlots: ConfirmationSlots;
+  private readonly installerAddresses: InstallerAddressLimiter;
+  private readonly throttled: Counter<'reason'>;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly oauth: OAuthClient,
+    private readonly installerRights: InstallerRightsClient,
     private readonly tokenVault: TokenVault,
     private readonly statuses: PortalStatusService,
     private readonly eventBinding: EventBindingService,
     private readonly inbox: InboxService,
     private readonly config: AppConfig,
     appLogger: AppLogger,
+    metrics: MetricsRegistry,
   ) {
     this.logger = appLogger.child('installation');
+    this.confirmationSlots = new ConfirmationSlots(
+      config.portals.confirmationConcurrency,
+      CONFIRMATION_SLOT_WAIT_MS,
+    );
+    this.installerAddresses = new InstallerAddressLimiter(
+      config.portals.confirmationsPerAddressPerMinute,
+    );
+    this.throttled = metrics.counter(
+      'installation_confirmations_throttled_total',
+      'Installations refused before any call to Bitrix24, by reason (busy or rate_limited)',
+      ['reason'],
+    );
   }
 
   /** Called with a member_id whenever this process changes a portal's status or application token. */
@@ -83,12 +112,16 @@ export class InstallationService {
     this.changeListeners.add(listener);
   }
 
-  installFromUi(request: InstallationRequest): Promise<InstallationResult> {
-    return this.install(request, 'install page');
+  /** `clientAddress` is where the request came from; it only counts against that address's allowance. */
+  installFromUi(request: InstallationRequest, clientAddress: string): Promise<InstallationResult> {
+    return this.install(request, 'install page', clientAddress);
   }
 
-  installFromEvent(request: InstallationRequest): Promise<InstallationResult> {
-    return this.install(request, 'ONAPPINSTALL');
+  installFromEvent(
+    request: InstallationRequest,
+    clientAddress: string,
+  ): Promise<InstallationResult> {
+    return this.install(request, 'ONAPPINSTALL', clientAddress);
   }
 
   /** ONAPPUNINSTALL: the portal removed the app. Its handlers are gone on Bitrix24's side too. */
@@ -157,10 +190,13 @@ export class InstallationService {
   private async install(
     request: InstallationRequest,
     source: InstallSource,
+    clientAddress: string,
   ): Promise<InstallationResult> {
     const startedAt = performance.now();
     const { memberId } = request;
-    const tokens = await this.confirm(request, source);
+    const tokens = await this.withinLimits(request, source, clientAddress, () =>
+      this.confirm(request, source),
+    );
     const domain = new URL(tokens.client_endpoint).host;
 
     const previousStatus = await this.store(request, tokens, domain, source);
@@ -197,6 +233,51 @@ export class InstallationService {
       previousStatus === null ? 'portal installed' : 'portal reinstalled',
     );
     return { memberId, domain, previousStatus, binding };
+  }
+
+  /**
+   * Runs a confirmation within the address's allowance and a confirmation slot. The allowance is
+   * taken first (a flood from one address never queues for slots) and given back when the
+   * installation is confirmed, or when no slot freed up and nothing was sent.
+   */
+  private async withinLimits<T>(
+    request: InstallationRequest,
+    source: InstallSource,
+    clientAddress: string,
+    confirm: () => Promise<T>,
+  ): Promise<T> {
+    const waitMs = this.installerAddresses.tryTake(clientAddress);
+    if (waitMs > 0) {
+      const retryAfterSeconds = Math.ceil(waitMs / 1000);
+      this.throttled.inc({ reason: 'rate_limited' });
+      // Debug only: under a flood this would be one line per request.
+      this.logger.debug(
+        { claimedMemberId: request.memberId, source, clientAddress, retryAfterSeconds },
+        'installation refused: too many confirmation attempts from this address',
+      );
+      throw new InstallationRateLimitedError(retryAfterSeconds);
+    }
+    if (!(await this.confirmationSlots.acquire())) {
+      this.installerAddresses.giveBack(clientAddress);
+      this.throttled.inc({ reason: 'busy' });
+      this.logger.warn(
+        {
+          claimedMemberId: request.memberId,
+          source,
+          inFlight: this.confirmationSlots.busy,
+          waiting: this.confirmationSlots.waiting,
+        },
+        'installation refused: every confirmation slot stayed busy',
+      );
+      throw new InstallationBusyError(BUSY_RETRY_AFTER_SECONDS);
+    }
+    try {
+      const confirmed = await confirm();
+      this.installerAddresses.giveBack(clientAddress);
+      return confirmed;
+    } finally {
+      this.confirmationSlots.release();
+    }
   }
 
   /**
@@ -258,7 +339,52 @@ export class InstallationService {
         "Bitrix24's authorization server gave an incomplete answer. Please try again.",
       );
     }
+    await this.confirmInstallerIsAdmin(tokens, source);
     return tokens;
+  }
+
+  /**
+   * The chain becomes the portal's own and the offline-queue methods need an administrator. Every
+   * user who opens the app sees the install form's tokens, so a chain is accepted only when the
+   * portal says it is an administrator's. A refused chain was spent by our exchange: it was that
+   * user's own session, never the portal's, so nothing of the portal's is lost.
+   */
+  private async confirmInstallerIsAdmin(
+    tokens: OAuthTokenResponse,
+    source: InstallSource,
+  ): Promise<void> {
+    const memberId = tokens.member_id;
+    const userId = typeof tokens.user_id === 'number' ? tokens.user_id : null;
+    let admin: boolean;
+    try {
+      admin = await this.installerRights.isPortalAdmin(tokens.client_endpoint, tokens.access_token);
+    } catch (error) {
+      if (!(error instanceof Bitrix24ApiError)) throw error;
+      this.logger.warn(
+        { memberId, source, userId, bitrixCode: error.bitrixCode },
+        "the installer's rights could not be checked",
+      );
+      if (error.category === 'retryable') {
+        throw new InstallationUnavailableError(
+          'portal_unavailable',
+          'Your Bitrix24 portal could not be reached to check who is installing. Please open the application again in a moment.',
+        );
+      }
+      throw new InstallationNotConfirmedError(
+        'installer_rights_refused',
+        'Your Bitrix24 portal did not confirm that the installing user is an administrator. Please ask a portal administrator to open the application.',
+      );
+    }
+    if (!admin) {
+      this.logger.warn(
+        { memberId, source, userId },
+        'installation refused: the installer is not a portal administrator',
+      );
+      throw new InstallationNotConfirmedError(
+        'installer_not_admin',
+        'Only an administrator of your Bitrix24 portal can install this application. Please ask a portal administrator to open it.',
+      );
+    }
   }
 
   private isUsableAnswer(tokens: OAuthTokenResponse): boolean {

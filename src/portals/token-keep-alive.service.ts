@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
+import { OAuthError } from '../bitrix24/bitrix24-api.error';
 import { AppConfig } from '../config/app-config';
 import { DomainError } from '../errors/domain-error';
 import { AppLogger } from '../logging/app-logger';
@@ -11,10 +12,21 @@ import { TokenVault } from './token-vault.service';
 const REFRESH_WHEN_LIFETIME_LEFT = 0.25;
 /** At most this many chains per run, the most urgent first: the rest wait for the next runs. */
 export const KEEP_ALIVE_BATCH = 100;
+/** At most this many payment_required portals per probe run; the next runs go on from there. */
+export const PAYMENT_PROBE_BATCH = 50;
 
 export interface KeepAliveReport {
   due: number;
   refreshed: number;
+  failed: number;
+}
+
+export interface PaymentProbeReport {
+  probed: number;
+  /** Refreshed: paid for again, and active. */
+  recovered: number;
+  /** Still answered PAYMENT_REQUIRED. */
+  unpaid: number;
   failed: number;
 }
 
@@ -26,6 +38,8 @@ export interface KeepAliveReport {
 @Injectable()
 export class TokenKeepAlive {
   private readonly log: Logger;
+  /** The last member_id the payment probe looked at: each run goes on after it, round the fleet. */
+  private probeCursor = '';
 
   constructor(
     private readonly dataSource: DataSource,
@@ -77,6 +91,63 @@ export class TokenKeepAlive {
       }
     }
     if (report.due > 0) this.log.info(report, 'keep-alive run finished');
+    return report;
+  }
+
+  /**
+   * A payment_required portal gets no traffic, so nothing would notice that the customer paid.
+   * This tries a refresh for a bounded batch of them, spread evenly over `spreadMs`: the vault
+   * moves a portal whose refresh succeeds back to active; one still unpaid stays as it is.
+   */
+  async probePaymentRequired(
+    options: { spreadMs?: number; signal?: AbortSignal } = {},
+  ): Promise<PaymentProbeReport> {
+    const unpaid = await this.dataSource.query<{ member_id: string; generation: number }[]>(
+      `SELECT p."member_id", t."generation" FROM "portals" p
+       JOIN "portal_tokens" t ON t."member_id" = p."member_id"
+       WHERE p."status" = 'payment_required' AND t."refresh_token" IS NOT NULL
+         AND p."member_id" > $1
+       ORDER BY p."member_id" LIMIT $2`,
+      [this.probeCursor, PAYMENT_PROBE_BATCH],
+    );
+    this.probeCursor =
+      unpaid.length < PAYMENT_PROBE_BATCH ? '' : unpaid[unpaid.length - 1].member_id;
+    const report: PaymentProbeReport = { probed: 0, recovered: 0, unpaid: 0, failed: 0 };
+    const gapMs = unpaid.length > 1 ? (options.spreadMs ?? 0) / unpaid.length : 0;
+    for (const [index, portal] of unpaid.entries()) {
+      if (options.signal?.aborted) break;
+      if (index > 0 && gapMs > 0) {
+        try {
+          await sleep(gapMs, undefined, { signal: options.signal });
+        } catch {
+          break;
+        }
+      }
+      report.probed += 1;
+      try {
+        // A chain a sibling refreshed since we looked (its probe, a re-install) is left alone.
+        await this.vault.refresh(portal.member_id, { staleGeneration: portal.generation });
+        report.recovered += 1;
+      } catch (error) {
+        if (error instanceof OAuthError && error.bitrixCode === 'PAYMENT_REQUIRED') {
+          report.unpaid += 1;
+          continue;
+        }
+        report.failed += 1;
+        this.log.warn(
+          {
+            memberId: portal.member_id,
+            code: error instanceof DomainError ? error.code : undefined,
+          },
+          'payment probe refresh failed',
+        );
+      }
+    }
+    if (report.recovered > 0 || report.failed > 0) {
+      this.log.info(report, 'payment probe run finished');
+    } else if (report.probed > 0) {
+      this.log.debug(report, 'payment probe run finished');
+    }
     return report;
   }
 }

@@ -47,17 +47,21 @@ export class EventWebhookService {
     );
   }
 
-  async receive(notification: EventNotification): Promise<EventOutcome> {
-    const outcome = await this.route(notification);
+  /** `clientAddress` (where the POST came from) counts only against an ONAPPINSTALL's allowance. */
+  async receive(notification: EventNotification, clientAddress: string): Promise<EventOutcome> {
+    const outcome = await this.route(notification, clientAddress);
     this.outcomes.inc({ outcome });
     return outcome;
   }
 
-  private async route(notification: EventNotification): Promise<EventOutcome> {
+  private async route(
+    notification: EventNotification,
+    clientAddress: string,
+  ): Promise<EventOutcome> {
     const { memberId } = notification;
     switch (notification.event) {
       case 'ONAPPINSTALL':
-        return this.install(notification);
+        return this.install(notification, clientAddress);
       case 'ONAPPUNINSTALL': {
         // It carries no OAuth tokens: the application token is its only proof (any status will do).
         const verification = await this.verify(notification);
@@ -90,11 +94,17 @@ export class EventWebhookService {
    * repeated ONAPPINSTALL carries a refresh token we already spent: for an active portal whose
    * application token matches, that refusal marks a duplicate, which changes nothing.
    */
-  private async install(notification: EventNotification): Promise<EventOutcome> {
+  private async install(
+    notification: EventNotification,
+    clientAddress: string,
+  ): Promise<EventOutcome> {
     const { memberId, refreshToken, applicationToken } = notification;
     if (refreshToken === undefined) this.reject(notification, 'ONAPPINSTALL without refresh_token');
     try {
-      await this.installation.installFromEvent({ memberId, refreshToken, applicationToken });
+      await this.installation.installFromEvent(
+        { memberId, refreshToken, applicationToken },
+        clientAddress,
+      );
       return 'installed';
     } catch (error) {
       if (

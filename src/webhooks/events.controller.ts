@@ -1,18 +1,24 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, Req, UseInterceptors } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
+import type { FastifyRequest } from 'fastify';
 import { parseEventNotification } from './event-notification';
 import { EventOutcome, EventWebhookService } from './event-webhook.service';
+import { RetryAfterInterceptor } from './retry-after.interceptor';
 
 /** The single handler URL Bitrix24 posts every event to (form with bracket keys, or JSON). */
 @ApiExcludeController()
 @Controller('bitrix24')
+@UseInterceptors(RetryAfterInterceptor)
 export class EventsController {
   constructor(private readonly webhooks: EventWebhookService) {}
 
   @Post('events')
   @HttpCode(200)
-  async receive(@Body() body: unknown): Promise<{ outcome: EventOutcome }> {
-    const outcome = await this.webhooks.receive(parseEventNotification(body));
+  async receive(
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+  ): Promise<{ outcome: EventOutcome }> {
+    const outcome = await this.webhooks.receive(parseEventNotification(body), request.ip);
     return { outcome };
   }
 }

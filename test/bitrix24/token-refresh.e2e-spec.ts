@@ -1,5 +1,3 @@
-import { createServer, IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { OAuthError, PortalNotActiveError } from '../../src/bitrix24/bitrix24-api.error';
@@ -14,46 +12,7 @@ import {
   tokensInLogs,
   vaultOf,
 } from './bitrix24-harness';
-
-/** An OAuth server in front of the emulator that holds each request until the test lets it go. */
-interface GatedOAuthProxy {
-  url: string;
-  /** Resolves when a token request has arrived (and is being held). */
-  arrived: Promise<void>;
-  release(): void;
-  close(): Promise<void>;
-}
-
-async function startGatedOAuthProxy(targetUrl: string): Promise<GatedOAuthProxy> {
-  let arrive!: () => void;
-  let release!: () => void;
-  const arrived = new Promise<void>((resolve) => (arrive = resolve));
-  const released = new Promise<void>((resolve) => (release = resolve));
-  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      void (async () => {
-        arrive();
-        await released;
-        const forwarded = await fetch(`${targetUrl}${request.url}`, {
-          method: request.method,
-          headers: { 'content-type': request.headers['content-type'] ?? 'text/plain' },
-          body: Buffer.concat(chunks),
-        });
-        response.writeHead(forwarded.status, { 'content-type': 'application/json' });
-        response.end(await forwarded.text());
-      })();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    arrived,
-    release,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
+import { startOAuthProxy } from './oauth-proxy';
 
 /** Waits until some session of the test database is blocked on a lock. */
 async function someoneWaitsForALock(h: Bitrix24Harness): Promise<void> {
@@ -163,7 +122,7 @@ describe('token refresh: single-use refresh tokens across callers and replicas',
   });
 
   it('invalid_grant while a re-install stores a new chain re-reads the vault and keeps the portal active', async () => {
-    const proxy = await startGatedOAuthProxy(h.emulator.url);
+    const proxy = await startOAuthProxy(h.emulator.url, { hold: true });
     try {
       const slowReplica = await h.startReplica({ BITRIX24_OAUTH_URL: proxy.url });
       const portal = await installPortalDirectly(h.emulator, h.app);

@@ -6,6 +6,7 @@ import {
 } from '../../src/emulator';
 
 const CLIENT = { clientId: 'test.app', clientSecret: 'test-secret' };
+const CLIENT_FORM = { client_id: CLIENT.clientId, client_secret: CLIENT.clientSecret };
 const HANDLER = 'http://127.0.0.1:9/bitrix24/events';
 
 interface Envelope<T> {
@@ -122,6 +123,40 @@ describe('envelopes and app methods', () => {
     expect(noCode.status).toBe(400);
     expect(noCode.body.error).toBe('CODE_EMPTY');
     expect((await portal.call('profile')).body.result).toMatchObject({ ID: '1', ADMIN: true });
+  });
+
+  it('answers user.admin true for the installing admin and false for a plain user, whose refreshed chain stays theirs', async () => {
+    const portal = await installedPortal();
+    const plainToken = await plainUserToken(portal.memberId, 9);
+
+    const admin = await portal.call<boolean>('user.admin');
+    expect(admin.status).toBe(200);
+    expect(admin.body.result).toBe(true);
+    expect(admin.body.time).toBeDefined();
+    expect((await portal.call<boolean>('user.admin', {}, plainToken)).body.result).toBe(false);
+
+    // A plain user's session chain, refreshed, still belongs to that user.
+    const { code } = await emulator.control.createAuthorizationCode(portal.memberId, {
+      userId: 9,
+    });
+    const exchange = async (params: Record<string, string>) => {
+      const response = await fetch(`${emulator.url}/oauth/token/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ ...CLIENT_FORM, ...params }).toString(),
+      });
+      return (await response.json()) as { access_token: string; refresh_token: string };
+    };
+    const session = await exchange({ grant_type: 'authorization_code', code });
+    const refreshed = await exchange({
+      grant_type: 'refresh_token',
+      refresh_token: session.refresh_token,
+    });
+    expect((await portal.call('user.admin', {}, refreshed.access_token)).body.result).toBe(false);
+
+    // Made an admin later, the same user's tokens answer true.
+    await emulator.control.createAuthorizationCode(portal.memberId, { userId: 9, admin: true });
+    expect((await portal.call('user.admin', {}, refreshed.access_token)).body.result).toBe(true);
   });
 
   it('reports INSTALLED false until installation is finished', async () => {

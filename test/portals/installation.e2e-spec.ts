@@ -4,6 +4,7 @@ import { EventBindingService } from '../../src/portals/event-binding.service';
 import { PortalInstallSweeper } from '../../src/portals/portal-install-sweeper';
 import {
   emulatorBindings,
+  eventually,
   expectedBindings,
   formBody,
   freshRefreshToken,
@@ -38,7 +39,9 @@ describe('installation lifecycle over HTTP, against the emulator', () => {
   let trap: Awaited<ReturnType<typeof startTrap>>;
 
   beforeAll(async () => {
-    h = await startHarness();
+    // Every request here comes from 127.0.0.1 and many are refused on purpose: the per-address
+    // allowance is tested on its own below.
+    h = await startHarness({ INSTALL_CONFIRMATIONS_PER_ADDRESS_PER_MINUTE: '1000' });
     trap = await startTrap();
   });
 
@@ -98,6 +101,8 @@ describe('installation lifecycle over HTTP, against the emulator', () => {
     }
 
     expect(await emulatorBindings(h, portal.memberId)).toEqual(expectedBindings(h));
+    // The installer's rights were asked of the portal the OAuth server named, once.
+    expect((await h.emulator.control.stats(portal.memberId)).restCalls['user.admin']).toBe(1);
   });
 
   it('installs an app without a UI from ONAPPINSTALL, with the same bindings', async () => {
@@ -315,6 +320,140 @@ describe('installation lifecycle over HTTP, against the emulator', () => {
     });
   });
 
+  describe('a portal user who is not an administrator', () => {
+    const PLAIN_USER = { userId: 5, admin: false };
+
+    /** Everything an installation could overwrite, read straight from the tables. */
+    async function storedState(memberId: string) {
+      return {
+        portal: await portalRow(h, memberId),
+        tokens: await tokenRow(h, memberId),
+        history: await statusHistory(memberId),
+      };
+    }
+
+    async function storedOfflineEvents(memberId: string): Promise<number> {
+      const { rows } = await h.sql.query<{ count: string }>(
+        `SELECT count(*) FROM stored_events WHERE member_id = $1 AND source = 'offline'`,
+        [memberId],
+      );
+      return Number(rows[0].count);
+    }
+
+    /** Real CRM activity: the emulator notifies the app, which must still drain with its own chain. */
+    async function expectPortalStillDrains(memberId: string, count: number): Promise<void> {
+      const before = await storedOfflineEvents(memberId);
+      await h.emulator.control.enqueueOfflineEvents(memberId, { count });
+      await eventually(async () =>
+        (await storedOfflineEvents(memberId)) === before + count ? true : undefined,
+      );
+      const stats = await h.emulator.control.stats(memberId);
+      expect(stats.queue).toMatchObject({ unreserved: 0, reserved: 0 });
+      const notifications = stats.notificationsSent;
+      expect(notifications).toBeGreaterThan(0);
+      const answered = (await h.emulator.control.sent(memberId)).filter(
+        (sent) => sent.event === 'ONOFFLINEEVENT' && sent.status !== null,
+      );
+      expect(answered.map((sent) => sent.status)).not.toContain(401);
+    }
+
+    it('cannot take over an active portal from the install page: 403, nothing stored, the portal keeps working', async () => {
+      const { portal } = await installViaUi(h);
+      const before = await storedState(portal.memberId);
+      // What the plain user's iframe POST shows them, with a token of their choosing.
+      const stolen = {
+        REFRESH_ID: await freshRefreshToken(h, portal.memberId, PLAIN_USER),
+        APPLICATION_TOKEN: 'chosenbytheplainuser0000000000',
+        member_id: portal.memberId,
+      };
+
+      const response = await postForm(`${h.app.url}/bitrix24/install`, formBody(stolen));
+
+      expect(response.status).toBe(403);
+      const html = await response.text();
+      expect(html).toContain('Only an administrator of your Bitrix24 portal can install');
+      expect(html).not.toContain(stolen.REFRESH_ID);
+      expect(await storedState(portal.memberId)).toEqual(before);
+      expect(before.portal?.application_token_hash).toEqual(sha256(portal.applicationToken));
+      const refusals = h.app.logs.filter(
+        (line) => line.includes('not a portal administrator') && line.includes(portal.memberId),
+      );
+      expect(refusals).toHaveLength(1);
+      await expectPortalStillDrains(portal.memberId, 3);
+    });
+
+    it('cannot take over an active portal with a forged ONAPPINSTALL: 403, nothing stored, real events still accepted', async () => {
+      const portal = await installViaEvent(h);
+      const before = await storedState(portal.memberId);
+
+      const response = await postEvent(
+        h,
+        genuineEventBody(portal, 'ONAPPINSTALL', {
+          data: { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' },
+          auth: {
+            application_token: 'chosenbytheplainuser0000000000',
+            refresh_token: await freshRefreshToken(h, portal.memberId, PLAIN_USER),
+          },
+        }),
+      );
+
+      expect(response.status).toBe(403);
+      const { error } = await errorBody(response);
+      expect(error.code).toBe('installation_not_confirmed');
+      expect(error.message).toContain('Only an administrator');
+      expect(await storedState(portal.memberId)).toEqual(before);
+      const genuine = await postEvent(
+        h,
+        genuineEventBody(portal, 'ONCRMDEALUPDATE', { data: { FIELDS: { ID: '9' } } }),
+      );
+      expect(await genuine.json()).toEqual({ outcome: 'stored' });
+      await expectPortalStillDrains(portal.memberId, 2);
+    });
+
+    it('cannot install a portal for the first time either', async () => {
+      const portal = await h.emulator.control.createPortal();
+      const { form } = await h.emulator.control.install(portal.memberId, { mode: 'ui' });
+      const counts = await tableCounts(h);
+
+      const response = await postForm(
+        `${h.app.url}/bitrix24/install`,
+        formBody({
+          ...form,
+          REFRESH_ID: await freshRefreshToken(h, portal.memberId, PLAIN_USER),
+        }),
+      );
+
+      expect(response.status).toBe(403);
+      expect(await tableCounts(h)).toEqual(counts);
+      expect(await portalRow(h, portal.memberId)).toBeUndefined();
+      // The admin who opens the app afterwards installs it.
+      expect((await postForm(`${h.app.url}/bitrix24/install`, formBody(form))).status).toBe(200);
+      expect((await portalRow(h, portal.memberId))?.installer_user_id).toBe(1);
+    });
+
+    it('is answered 503 when the portal cannot say who is installing, and nothing is stored', async () => {
+      const portal = await h.emulator.control.createPortal();
+      await h.emulator.control.setFaults(portal.memberId, {
+        overload: true,
+        methods: ['user.admin'],
+      });
+      const { form } = await h.emulator.control.install(portal.memberId, { mode: 'ui' });
+      const counts = await tableCounts(h);
+
+      const response = await postForm(`${h.app.url}/bitrix24/install`, formBody(form));
+
+      expect(response.status).toBe(503);
+      expect(await response.text()).toContain('could not be reached to check who is installing');
+      expect(await tableCounts(h)).toEqual(counts);
+      await h.emulator.control.clearFaults(portal.memberId);
+      const retried = await postForm(
+        `${h.app.url}/bitrix24/install`,
+        formBody({ ...form, REFRESH_ID: await freshRefreshToken(h, portal.memberId) }),
+      );
+      expect(retried.status).toBe(200);
+    });
+  });
+
   it('answers an install page without the installer form with a 400 page', async () => {
     const response = await postForm(
       `${h.app.url}/bitrix24/install`,
@@ -420,5 +559,127 @@ describe('event binding with BITRIX24_AUTH_CONNECTOR', () => {
     expect((await postForm(`${h.app.url}/bitrix24/install`, formBody(form))).status).toBe(200);
 
     expect((await portalRow(h, portal.memberId))?.delivery_mode).toBe('at-most-once');
+  });
+});
+
+describe('limits on installation confirmations', () => {
+  const PLAIN_USER = { userId: 5, admin: false };
+  const INSTALL_DATA = { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' };
+
+  describe('per client address', () => {
+    let h: Harness;
+
+    beforeAll(async () => {
+      h = await startHarness({ INSTALL_CONFIRMATIONS_PER_ADDRESS_PER_MINUTE: '3' });
+    });
+
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    it('gives confirmed installations their attempt back, refuses the fourth unconfirmed one with 429 and sends it nowhere', async () => {
+      // More genuine installations than the allowance, from the same address: none is refused.
+      const portals = [];
+      for (let index = 0; index < 4; index++) portals.push(await installViaEvent(h));
+      const [target] = portals;
+      const stolen = [];
+      for (let index = 0; index < 4; index++) {
+        stolen.push(await freshRefreshToken(h, target.memberId, PLAIN_USER));
+      }
+      const before = await h.emulator.control.stats(target.memberId);
+      const forgedInstall = (refreshToken: string): string =>
+        genuineEventBody(target, 'ONAPPINSTALL', {
+          data: INSTALL_DATA,
+          auth: { refresh_token: refreshToken },
+        });
+
+      for (const refreshToken of stolen.slice(0, 3)) {
+        expect((await postEvent(h, forgedInstall(refreshToken))).status).toBe(403);
+      }
+      expect((await h.emulator.control.stats(target.memberId)).refreshes).toBe(
+        before.refreshes + 3,
+      );
+
+      const limited = await postEvent(h, forgedInstall(stolen[3]));
+      expect(limited.status).toBe(429);
+      const retryAfter = Number(limited.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(20);
+      expect((await errorBody(limited)).error.code).toBe('installation_rate_limited');
+
+      const page = await postForm(
+        `${h.app.url}/bitrix24/install`,
+        formBody({
+          REFRESH_ID: 'madeuprefreshtoken000000000000',
+          APPLICATION_TOKEN: 'madeupapplicationtoken',
+          member_id: target.memberId,
+        }),
+      );
+      expect(page.status).toBe(429);
+      expect(page.headers.get('retry-after')).toEqual(expect.stringMatching(/^\d+$/));
+      expect(await page.text()).toContain('Too many installation attempts from your address');
+
+      // Neither refused request reached the OAuth server.
+      expect((await h.emulator.control.stats(target.memberId)).refreshes).toBe(
+        before.refreshes + 3,
+      );
+      expect((await portalRow(h, target.memberId))?.status).toBe('active');
+    });
+  });
+
+  describe('at once', () => {
+    let h: Harness;
+
+    beforeAll(async () => {
+      h = await startHarness({ INSTALL_CONFIRMATION_CONCURRENCY: '1' });
+    });
+
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    it('lets another confirmation wait briefly, then answers 503 installation_busy with Retry-After, its refresh token unspent', async () => {
+      const slow = await h.emulator.control.createPortal();
+      await h.emulator.control.setFaults(slow.memberId, {
+        latencyMs: 4000,
+        methods: ['user.admin'],
+      });
+      const slowForm = (await h.emulator.control.install(slow.memberId, { mode: 'ui' })).form;
+      const slowInstall = postForm(`${h.app.url}/bitrix24/install`, formBody(slowForm));
+      // Its exchange is done and its admin check under way: it holds the only slot.
+      await eventually(async () =>
+        (await h.emulator.control.stats(slow.memberId)).restCalls['user.admin'] === 1
+          ? true
+          : undefined,
+      );
+
+      const waiting = await h.emulator.control.createPortal();
+      const { form } = await h.emulator.control.install(waiting.memberId, { mode: 'ui' });
+      const eventBody = genuineEventBody(waiting, 'ONAPPINSTALL', {
+        data: INSTALL_DATA,
+        auth: { refresh_token: await freshRefreshToken(h, waiting.memberId) },
+      });
+      const startedAt = performance.now();
+      const [page, event] = await Promise.all([
+        postForm(`${h.app.url}/bitrix24/install`, formBody(form)),
+        postEvent(h, eventBody),
+      ]);
+
+      expect(performance.now() - startedAt).toBeGreaterThanOrEqual(1900);
+      expect(page.status).toBe(503);
+      expect(page.headers.get('retry-after')).toBe('5');
+      expect(await page.text()).toContain('Too many installations are being confirmed');
+      expect(event.status).toBe(503);
+      expect(event.headers.get('retry-after')).toBe('5');
+      expect((await errorBody(event)).error.code).toBe('installation_busy');
+      expect((await h.emulator.control.stats(waiting.memberId)).refreshes).toBe(0);
+      expect(await portalRow(h, waiting.memberId)).toBeUndefined();
+
+      expect((await slowInstall).status).toBe(200);
+      // Once the slot is free, the very same form installs: it was never spent.
+      const retried = await postForm(`${h.app.url}/bitrix24/install`, formBody(form));
+      expect(retried.status).toBe(200);
+      expect((await portalRow(h, waiting.memberId))?.status).toBe('active');
+    });
   });
 });

@@ -2,12 +2,15 @@ import { DataSource } from 'typeorm';
 import { PortalNotActiveError } from '../../src/bitrix24/bitrix24-api.error';
 import { dataSourceOptions } from '../../src/database/data-source-options';
 import { createPinoLogger } from '../../src/logging/app-logger';
+import { DrainService } from '../../src/offline-queue/drain.service';
+import { EventBindingService } from '../../src/portals/event-binding.service';
 import { rotateTokenKey } from '../../src/portals/rotate-token-key';
 import { keyIdOf, TokenCipher } from '../../src/portals/token-cipher';
 import { TokenKeepAlive } from '../../src/portals/token-keep-alive.service';
 import { UndecryptableTokenError } from '../../src/portals/token-vault.error';
 import {
   Bitrix24Harness,
+  portalStatus,
   restClient,
   startBitrix24Harness,
   tokensInLogs,
@@ -195,6 +198,87 @@ describe('the token vault', () => {
       await expect(restClient(h.app, due.memberId).appInfo()).resolves.toMatchObject({
         INSTALLED: true,
       });
+    });
+  });
+
+  describe('payment probe', () => {
+    async function storedEvents(memberId: string): Promise<number> {
+      const { rows } = await h.sql.query<{ count: string }>(
+        'SELECT count(*) FROM stored_events WHERE member_id = $1',
+        [memberId],
+      );
+      return Number(rows[0].count);
+    }
+
+    it('leaves an unpaid portal payment_required without a warning, and makes it active and drained once paid', async () => {
+      const portal = await installPortalDirectly(h.emulator, h.app);
+      await h.app.app.get(EventBindingService).bind(portal.memberId);
+      await h.emulator.control.enqueueOfflineEvents(portal.memberId, { count: 5, notify: false });
+      await h.emulator.control.setFaults(portal.memberId, { paymentAllowed: false });
+      await expect(vaultOf(h.app).refresh(portal.memberId)).rejects.toMatchObject({
+        bitrixCode: 'PAYMENT_REQUIRED',
+      });
+      expect(await portalStatus(h.sql, portal.memberId)).toBe('payment_required');
+      const drains = h.app.app.get(DrainService);
+      expect((await drains.drainPortal(portal.memberId)).outcome).toBe('portal_not_active');
+      const keepAlive = h.app.app.get(TokenKeepAlive);
+
+      const logsBefore = h.app.logs.length;
+      const unpaid = await keepAlive.probePaymentRequired();
+      expect(unpaid).toMatchObject({ recovered: 0, failed: 0 });
+      expect(unpaid.unpaid).toBeGreaterThanOrEqual(1);
+      expect(await portalStatus(h.sql, portal.memberId)).toBe('payment_required');
+      const loud = h.app.logs
+        .slice(logsBefore)
+        .map((line) => JSON.parse(line) as { level: string; msg: string })
+        .filter((line) => line.level !== 'debug' && line.level !== 'trace');
+      expect(loud).toEqual([]);
+
+      await h.emulator.control.setFaults(portal.memberId, { paymentAllowed: true });
+      const paid = await keepAlive.probePaymentRequired();
+
+      expect(paid.recovered).toBeGreaterThanOrEqual(1);
+      expect(await portalStatus(h.sql, portal.memberId)).toBe('active');
+      await expect(drains.drainPortal(portal.memberId)).resolves.toMatchObject({
+        outcome: 'drained',
+        events: 5,
+      });
+      expect(await storedEvents(portal.memberId)).toBe(5);
+      const stats = await h.emulator.control.stats(portal.memberId);
+      expect(stats.invalidGrants).toBe(0);
+      expect(stats.queue.total).toBe(0);
+    });
+
+    it('asks every payment_required portal, and only those', async () => {
+      const install = async (
+        status: 'payment_required' | 'needs_reinstall',
+        paymentAllowed: boolean,
+      ) => {
+        const portal = await installPortalDirectly(h.emulator, h.app, { status });
+        await h.emulator.control.setFaults(portal.memberId, { paymentAllowed });
+        return portal;
+      };
+      const stillUnpaid = [
+        await install('payment_required', false),
+        await install('payment_required', false),
+      ];
+      const paidMeanwhile = await install('payment_required', true);
+      const otherStatus = await install('needs_reinstall', true);
+      const refreshesOf = async (memberId: string) =>
+        (await h.emulator.control.stats(memberId)).refreshes;
+      const otherBefore = await refreshesOf(otherStatus.memberId);
+
+      const report = await h.app.app.get(TokenKeepAlive).probePaymentRequired();
+
+      expect(report.failed).toBe(0);
+      expect(report.recovered).toBeGreaterThanOrEqual(1);
+      expect(report.unpaid).toBeGreaterThanOrEqual(2);
+      expect(await portalStatus(h.sql, paidMeanwhile.memberId)).toBe('active');
+      for (const portal of stillUnpaid) {
+        expect(await portalStatus(h.sql, portal.memberId)).toBe('payment_required');
+      }
+      expect(await refreshesOf(otherStatus.memberId)).toBe(otherBefore);
+      expect(await portalStatus(h.sql, otherStatus.memberId)).toBe('needs_reinstall');
     });
   });
 

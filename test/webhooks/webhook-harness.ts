@@ -147,9 +147,16 @@ export async function installViaUi(h: Harness): Promise<{ portal: CreatedPortal;
   return { portal, html };
 }
 
-/** A refresh token the OAuth server really issued for the portal (a new, independent chain). */
-export async function freshRefreshToken(h: Harness, memberId: string): Promise<string> {
-  const { code } = await h.emulator.control.createAuthorizationCode(memberId);
+/**
+ * A refresh token the OAuth server really issued for the portal (a new, independent chain): by
+ * default the installing admin's; with `user`, the session of that user opening the app.
+ */
+export async function freshRefreshToken(
+  h: Harness,
+  memberId: string,
+  user: { userId: number; admin: boolean } = { userId: 1, admin: true },
+): Promise<string> {
+  const { code } = await h.emulator.control.createAuthorizationCode(memberId, user);
   const response = await postForm(
     `${h.emulator.url}/oauth/token/`,
     formBody({
@@ -196,6 +203,7 @@ export interface PortalRow {
   application_token_hash: Buffer | null;
   bound_events: { event: string; offline: boolean }[];
   bound_at: Date | null;
+  installer_user_id: number | null;
   installed_at: Date | null;
   uninstalled_at: Date | null;
 }

@@ -7,11 +7,13 @@ import type { MethodCall, MethodOutcome, RestMethod } from '../rest-method';
 const APP_ID = 1;
 const LANGUAGE_ID = 'en';
 
-/** app.info, feature.get and profile (contract §9). */
+/** app.info, feature.get, profile (contract §9) and user.admin. */
 export const appMethods: Readonly<Record<string, RestMethod>> = {
   'app.info': { scope: null, run: describeApp },
   'feature.get': { scope: null, run: describeFeature },
   profile: { scope: null, run: describeProfile },
+  // Scope `basic`, which every app has; any user may ask about themselves.
+  'user.admin': { scope: null, run: describeAdminRights },
 };
 
 function describeApp(call: MethodCall): MethodOutcome {
@@ -60,4 +62,8 @@ function describeProfile(call: MethodCall): MethodOutcome {
       TIME_ZONE_OFFSET: PORTAL_UTC_OFFSET_SECONDS,
     },
   };
+}
+
+function describeAdminRights(call: MethodCall): MethodOutcome {
+  return { result: call.caller.isAdmin };
 }
