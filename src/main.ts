@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { createApp } from './bootstrap';
-import { ConfigurationError, loadConfig } from './config/app-config';
+import { loadConfigOrExit } from './config/app-config';
 import { EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres';
 import { runPendingMigrations } from './database/migrate';
 import { AppLogger, createPinoLogger } from './logging/app-logger';
@@ -9,16 +9,7 @@ import { AppLogger, createPinoLogger } from './logging/app-logger';
 const SHUTDOWN_DEADLINE_MS = 13_000;
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigurationError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit(process.env);
   const logger = new AppLogger(createPinoLogger(config.logLevel));
   const log = logger.child('main');
 

@@ -45,7 +45,7 @@ export class AdminUnauthenticatedError extends DomainError {
 export class TooManyFailedAttemptsError extends DomainError {
   readonly kind = 'rate_limited';
 
-  constructor(readonly retryAfterSeconds: number) {
+  constructor(override readonly retryAfterSeconds: number) {
     super(
       AdminErrorCode.TooManyFailedAttempts,
       `Too many failed admin authentication attempts; retry in ${retryAfterSeconds} s`,

@@ -134,3 +134,14 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     },
   });
 }
+
+/** For command-line entry points: one message listing every problem on stderr, then exit 1. */
+export function loadConfigOrExit(env: Record<string, string | undefined>): AppConfig {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+}

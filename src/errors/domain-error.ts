@@ -15,6 +15,8 @@ export type ErrorKind =
 /** Base of every feature's typed error: a stable machine code plus a human message. */
 export abstract class DomainError extends Error {
   abstract readonly kind: ErrorKind;
+  /** When set, the answer tells the client when to come back (Retry-After, in seconds). */
+  readonly retryAfterSeconds?: number;
 
   constructor(
     readonly code: string,

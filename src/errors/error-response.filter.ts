@@ -70,6 +70,13 @@ export function toErrorResponse(
   };
 }
 
+/** Errors that say when to come back (rate limits, busy) carry it to the client. */
+export function setRetryAfter(reply: FastifyReply, error: unknown): void {
+  if (error instanceof DomainError && error.retryAfterSeconds !== undefined) {
+    void reply.header('retry-after', String(error.retryAfterSeconds));
+  }
+}
+
 @Catch()
 export class ErrorResponseFilter implements ExceptionFilter {
   constructor(private readonly logger: Logger) {}
@@ -77,6 +84,7 @@ export class ErrorResponseFilter implements ExceptionFilter {
   catch(error: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const { status, body } = toErrorResponse(error, this.logger);
+    setRetryAfter(reply, error);
     void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(body);
   }
 }

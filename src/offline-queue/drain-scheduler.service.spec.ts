@@ -101,6 +101,38 @@ describe('DrainScheduler', () => {
     }
   });
 
+  it('stretches the spacing while follow-ups find nothing, and resets it when one finds events', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      const startsAfter = async (ms: number): Promise<void> => {
+        const before = drains.started.length;
+        jest.advanceTimersByTime(ms - 1);
+        await settle();
+        expect(drains.started).toHaveLength(before);
+        jest.advanceTimersByTime(1);
+        await settle();
+        expect(drains.started).toHaveLength(before + 1);
+      };
+      scheduler.request('p1');
+      await settle();
+      scheduler.request('p1');
+      drains.finish('p1'); // first pass: no doubling yet
+      await settle();
+      await startsAfter(1000);
+      scheduler.request('p1');
+      drains.finish('p1'); // an empty follow-up: the next one waits twice as long
+      await settle();
+      await startsAfter(2000);
+      scheduler.request('p1');
+      drains.finish('p1', 50); // this follow-up found events: back to the base spacing
+      await settle();
+      await startsAfter(1000);
+      drains.finish('p1');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('runs the first pass after a quiet spell at once, without waiting for the spacing', async () => {
     scheduler.request('p1');
     await settle();

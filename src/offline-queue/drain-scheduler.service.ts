@@ -7,10 +7,15 @@ import type { DrainReport } from './drain-report';
 import { DrainService } from './drain.service';
 import { DrainStoppingError } from './offline-queue.errors';
 
+/** Empty follow-ups stretch the spacing to at most 2^3 = 8 times its base. */
+const MAX_BACKOFF_DOUBLINGS = 3;
+
 interface PortalSlot {
   /** cooling: a follow-up pass waits until the follow-up spacing since the last start is over. */
   state: 'queued' | 'running' | 'cooling';
   startedAt: number;
+  /** Follow-up passes in a row that found nothing: each one doubles the next spacing. */
+  emptyFollowUps: number;
   coolingTimer?: NodeJS.Timeout;
   /** A request arrived while the drain ran: one more pass follows (however many arrived). */
   again: boolean;
@@ -78,6 +83,7 @@ export class DrainScheduler implements OnModuleDestroy {
     this.slots.set(memberId, {
       state: 'queued',
       startedAt: 0,
+      emptyFollowUps: 0,
       again: false,
       waitingForNext: [],
       servedByCurrent: [],
@@ -98,6 +104,7 @@ export class DrainScheduler implements OnModuleDestroy {
         slot = {
           state: 'queued',
           startedAt: 0,
+          emptyFollowUps: 0,
           again: false,
           waitingForNext: [],
           servedByCurrent: [],
@@ -164,6 +171,7 @@ export class DrainScheduler implements OnModuleDestroy {
 
   private start(memberId: string): void {
     const slot = this.slots.get(memberId)!;
+    const followingUp = slot.startedAt !== 0;
     slot.state = 'running';
     slot.startedAt = Date.now();
     slot.again = false;
@@ -178,6 +186,10 @@ export class DrainScheduler implements OnModuleDestroy {
       })
       .then((report) => {
         this.runningCount -= 1;
+        slot.emptyFollowUps =
+          followingUp && report.events === 0 && report.recoveredBatches === 0
+            ? slot.emptyFollowUps + 1
+            : 0;
         for (const resolve of slot.servedByCurrent) resolve(report);
         slot.servedByCurrent = [];
         if (!this.stopping && slot.waitingForNext.length > 0) {
@@ -193,9 +205,15 @@ export class DrainScheduler implements OnModuleDestroy {
       });
   }
 
-  /** Queues the coalesced follow-up pass once the spacing since the last start is over. */
+  /**
+   * Queues the coalesced follow-up pass once the spacing since the last start is over. When
+   * follow-ups keep finding nothing (notifications with no new rows behind them), the spacing
+   * doubles, up to 8×; a pass that finds events resets it. The pass is delayed, never dropped.
+   */
   private followUp(memberId: string, slot: PortalSlot): void {
-    const wait = slot.startedAt + this.followUpSpacingMs - Date.now();
+    const spacing =
+      this.followUpSpacingMs * 2 ** Math.min(slot.emptyFollowUps, MAX_BACKOFF_DOUBLINGS);
+    const wait = slot.startedAt + spacing - Date.now();
     if (wait <= 0) {
       slot.state = 'queued';
       this.queue.push(memberId);

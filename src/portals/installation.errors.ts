@@ -60,7 +60,7 @@ export abstract class InstallationThrottledError extends DomainError {
   constructor(
     code: string,
     message: string,
-    readonly retryAfterSeconds: number,
+    override readonly retryAfterSeconds: number,
   ) {
     super(code, message);
   }

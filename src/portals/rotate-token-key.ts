@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
-import { ConfigurationError, loadConfig } from '../config/app-config';
+import { loadConfigOrExit } from '../config/app-config';
 import { dataSourceOptions } from '../database/data-source-options';
 import { EmbeddedDatabase, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { createPinoLogger } from '../logging/app-logger';
@@ -73,16 +73,7 @@ export async function rotateTokenKey(
 
 /** `npm run tokens:rotate-key`: the same environment as the server (DATABASE_URL or DATA_DIR). */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigurationError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit(process.env);
   const log = createPinoLogger(config.logLevel).child({ component: 'rotate-token-key' });
   let embedded: EmbeddedDatabase | undefined;
   if (!config.database.url) embedded = await startEmbeddedPostgres(config.database.dataDir, log);

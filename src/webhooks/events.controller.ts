@@ -1,14 +1,12 @@
-import { Body, Controller, HttpCode, Post, Req, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { parseEventNotification } from './event-notification';
 import { EventOutcome, EventWebhookService } from './event-webhook.service';
-import { RetryAfterInterceptor } from './retry-after.interceptor';
 
 /** The single handler URL Bitrix24 posts every event to (form with bracket keys, or JSON). */
 @ApiExcludeController()
 @Controller('bitrix24')
-@UseInterceptors(RetryAfterInterceptor)
 export class EventsController {
   constructor(private readonly webhooks: EventWebhookService) {}
 

@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, Injectable } from '@nestjs/commo
 import type { FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { DomainError } from '../errors/domain-error';
-import { toErrorResponse } from '../errors/error-response.filter';
+import { setRetryAfter, toErrorResponse } from '../errors/error-response.filter';
 import { AppLogger } from '../logging/app-logger';
 import { INSTALL_PAGE_HEADERS, renderInstallFailedPage } from './install-page';
 
@@ -22,6 +22,7 @@ export class InstallFailurePageFilter implements ExceptionFilter {
   catch(error: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const { status } = toErrorResponse(error, this.logger);
+    setRetryAfter(reply, error);
     // Our own errors are written to be read by a person; anything else stays internal (and is logged).
     const explanation =
       error instanceof DomainError

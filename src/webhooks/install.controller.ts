@@ -1,26 +1,15 @@
-import {
-  Body,
-  Controller,
-  Header,
-  HttpCode,
-  Post,
-  Req,
-  UseFilters,
-  UseInterceptors,
-} from '@nestjs/common';
+import { Body, Controller, Header, HttpCode, Post, Req, UseFilters } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { InstallationService } from '../portals/installation.service';
 import { InstallFailurePageFilter } from './install-failure-page.filter';
 import { INSTALL_PAGE_HEADERS, renderInstalledPage } from './install-page';
 import { parseInstallForm } from './install-request';
-import { RetryAfterInterceptor } from './retry-after.interceptor';
 
 /** The install URL of an app with a UI: Bitrix24 opens it in an iframe and posts the installer's form. */
 @ApiExcludeController()
 @Controller('bitrix24')
 @UseFilters(InstallFailurePageFilter)
-@UseInterceptors(RetryAfterInterceptor)
 export class InstallController {
   constructor(private readonly installation: InstallationService) {}
 

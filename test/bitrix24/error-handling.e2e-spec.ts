@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Bitrix24ApiError,
@@ -7,6 +6,7 @@ import {
 } from '../../src/bitrix24/bitrix24-api.error';
 import { InvalidInputError } from '../../src/errors/domain-error';
 import { installPortalDirectly } from '../support/portal-fixtures';
+import { freePort } from '../support/test-app';
 import {
   Bitrix24Harness,
   portalStatus,
@@ -15,18 +15,6 @@ import {
   tokensInLogs,
   vaultOf,
 } from './bitrix24-harness';
-
-/** A loopback port nothing listens on. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function failureOf(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -96,7 +84,7 @@ describe('Bitrix24 errors and what the client does about each', () => {
 
     it('gives up on a portal that cannot be reached after 5 tries, saying why', async () => {
       const portal = await installPortalDirectly(h.emulator, h.app);
-      const unreachable = `http://127.0.0.1:${await closedPort()}/${portal.domain}/rest/`;
+      const unreachable = `http://127.0.0.1:${await freePort()}/${portal.domain}/rest/`;
       await h.sql.query('UPDATE portals SET client_endpoint = $2 WHERE member_id = $1', [
         portal.memberId,
         unreachable,

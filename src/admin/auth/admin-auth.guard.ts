@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AdminUnauthenticatedError, TooManyFailedAttemptsError } from '../admin.errors';
+import { AdminUnauthenticatedError } from '../admin.errors';
 import { AdminAuthenticator } from './admin-authenticator';
 
 /** Puts every admin route behind AdminAuthenticator and adds the headers its refusals call for. */
@@ -19,10 +19,9 @@ export class AdminAuthGuard implements CanActivate {
       });
       return true;
     } catch (error) {
+      // Retry-After of TooManyFailedAttemptsError is set by the error filter.
       if (error instanceof AdminUnauthenticatedError) {
         void reply.header('www-authenticate', 'Bearer realm="admin"');
-      } else if (error instanceof TooManyFailedAttemptsError) {
-        void reply.header('retry-after', String(error.retryAfterSeconds));
       }
       throw error;
     }
