@@ -128,3 +128,27 @@ export function logLines(logs: readonly string[], memberId: string, message: str
     (line) => line.includes(`"memberId":"${memberId}"`) && line.includes(`"msg":"${message}`),
   );
 }
+
+/**
+ * Runs `work` while a BEFORE INSERT trigger on `table` executes `body` (PL/pgSQL, ending in
+ * `RETURN NEW`) for every row: the way these tests make Postgres refuse chosen writes.
+ */
+export async function withInsertTrigger<T>(
+  sql: Client,
+  trigger: { name: string; table: string; body: string },
+  work: () => Promise<T>,
+): Promise<T> {
+  await sql.query(`
+    CREATE FUNCTION ${trigger.name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      ${trigger.body}
+    END $$;
+    CREATE TRIGGER ${trigger.name} BEFORE INSERT ON ${trigger.table}
+      FOR EACH ROW EXECUTE FUNCTION ${trigger.name}();`);
+  try {
+    return await work();
+  } finally {
+    await sql.query(`DROP TRIGGER ${trigger.name} ON ${trigger.table};
+      DROP FUNCTION ${trigger.name}();`);
+  }
+}

@@ -6,6 +6,7 @@ import {
   logLines,
   startDrainHarness,
   storedCounts,
+  withInsertTrigger,
 } from './drain-harness';
 
 interface StoredRow {
@@ -150,23 +151,19 @@ describe('drains of rows the database cannot store as sent', () => {
     await h.emulator.control.enqueueOfflineEvents(portal.memberId, { count: 20, notify: false });
     // A value Postgres will not take, after all the cleaning, stands in for whatever a future
     // Bitrix24 row might hold: the trigger raises a data exception (SQLSTATE class 22) for it.
-    await h.sql.query(`
-      CREATE FUNCTION refuse_marked_row() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
+    const report = await withInsertTrigger(
+      h.sql,
+      {
+        name: 'refuse_marked_row',
+        table: 'stored_events',
+        body: `
         IF NEW.status <> 'dead' AND jsonb_typeof(NEW.data) = 'object' AND NEW.data ? 'REFUSE_ME' THEN
           RAISE EXCEPTION 'value the database cannot store' USING ERRCODE = 'data_exception';
         END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_marked_row BEFORE INSERT ON stored_events
-        FOR EACH ROW EXECUTE FUNCTION refuse_marked_row();`);
-    let report;
-    try {
-      report = await drains.drainPortal(portal.memberId);
-    } finally {
-      await h.sql.query(`DROP TRIGGER refuse_marked_row ON stored_events;
-        DROP FUNCTION refuse_marked_row();`);
-    }
+        RETURN NEW;`,
+      },
+      () => drains.drainPortal(portal.memberId),
+    );
     expect(report).toMatchObject({ outcome: 'drained', events: 41, pages: 1 });
     expect(await storedCounts(h.sql, portal.memberId)).toEqual({ rows: 41, distinctQueueIds: 41 });
     expect(await queueOf(portal.memberId)).toMatchObject({ total: 0, reserved: 0 });
@@ -191,23 +188,19 @@ describe('drains of rows the database cannot store as sent', () => {
       events: [{ event: 'ONCRMDEALADD', data: { FIELDS: { ID: '888' } } }],
       notify: false,
     });
-    await h.sql.query(`
-      CREATE FUNCTION refuse_every_deal_888() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
+    const failed = await withInsertTrigger(
+      h.sql,
+      {
+        name: 'refuse_every_deal_888',
+        table: 'stored_events',
+        body: `
         IF NEW.ordering_key = 'CRMDEAL:888' OR NEW.status = 'dead' THEN
           RAISE EXCEPTION 'value the database cannot store' USING ERRCODE = 'data_exception';
         END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_every_deal_888 BEFORE INSERT ON stored_events
-        FOR EACH ROW EXECUTE FUNCTION refuse_every_deal_888();`);
-    let failed;
-    try {
-      failed = await drains.drainPortal(portal.memberId);
-    } finally {
-      await h.sql.query(`DROP TRIGGER refuse_every_deal_888 ON stored_events;
-        DROP FUNCTION refuse_every_deal_888();`);
-    }
+        RETURN NEW;`,
+      },
+      () => drains.drainPortal(portal.memberId),
+    );
     // Page 1 (50 rows) went in; page 2 (10 rows and deal 888) was not committed at all.
     expect(failed).toMatchObject({ outcome: 'failed', events: 50, pages: 1 });
     expect(await storedCounts(h.sql, portal.memberId)).toEqual({ rows: 50, distinctQueueIds: 50 });

@@ -10,6 +10,7 @@ import {
   logLines,
   startDrainHarness,
   storedCounts,
+  withInsertTrigger,
 } from './drain-harness';
 
 describe('drainPortal against the emulator', () => {
@@ -347,23 +348,19 @@ describe('drainPortal against the emulator', () => {
     const portal = await installBoundPortal(h, app);
     await h.emulator.control.enqueueOfflineEvents(portal.memberId, { count: 250, notify: false });
     // The third page's commit fails, as a database that went away would make it.
-    await h.sql.query(`
-      CREATE FUNCTION refuse_third_batch() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
+    const failed = await withInsertTrigger(
+      h.sql,
+      {
+        name: 'refuse_third_batch',
+        table: 'drain_batches',
+        body: `
         IF (SELECT count(*) FROM drain_batches WHERE member_id = NEW.member_id) >= 2 THEN
           RAISE EXCEPTION 'database unavailable';
         END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_third_batch BEFORE INSERT ON drain_batches
-        FOR EACH ROW EXECUTE FUNCTION refuse_third_batch();`);
-    let failed;
-    try {
-      failed = await drains.drainPortal(portal.memberId);
-    } finally {
-      await h.sql.query(`DROP TRIGGER refuse_third_batch ON drain_batches;
-        DROP FUNCTION refuse_third_batch();`);
-    }
+        RETURN NEW;`,
+      },
+      () => drains.drainPortal(portal.memberId),
+    );
     expect(failed).toMatchObject({ outcome: 'failed', events: 100, pages: 2 });
     expect(failed.error).toContain('database unavailable');
     expect(await storedCounts(h.sql, portal.memberId)).toEqual({
