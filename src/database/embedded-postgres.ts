@@ -25,7 +25,8 @@ const PASSWORD = 'postgres';
 const DATABASE = 'bitrix24_app';
 const STOP_TIMEOUT_MS = 10_000;
 
-function freePort(): Promise<number> {
+/** A loopback port free right now (the OS picks it). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

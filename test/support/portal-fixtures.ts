@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { OAuthTokenResponse } from '../../src/bitrix24/bitrix24.types';
 import { OAuthClient } from '../../src/bitrix24/oauth.client';
 import type { CreatePortalRequest, CreatedPortal, RunningEmulator } from '../../src/emulator';
+import { hashApplicationToken } from '../../src/portals/installation.service';
 import { PLAN_STATUSES, PlanStatus, PortalStatus } from '../../src/portals/portal-status';
 import { PortalEntity } from '../../src/portals/portal.entity';
 import { TokenVault } from '../../src/portals/token-vault.service';
@@ -54,7 +54,7 @@ export async function installPortalDirectly(
       planStatus: (PLAN_STATUSES as readonly string[]).includes(tokens.status)
         ? (tokens.status as PlanStatus)
         : null,
-      applicationTokenHash: createHash('sha256').update(created.applicationToken).digest(),
+      applicationTokenHash: hashApplicationToken(created.applicationToken),
       scope: tokens.scope,
       installerUserId: tokens.user_id ?? null,
       rateLimitRps: options.rateLimit?.rps ?? null,

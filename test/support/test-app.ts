@@ -1,25 +1,16 @@
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createApp } from '../../src/bootstrap';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
 import { AppLogger, createPinoLogger } from '../../src/logging/app-logger';
+import { freePort } from '../../src/database/embedded-postgres';
+
+export { freePort };
 
 export const TEST_CLIENT_ID = 'test.app.local';
 export const TEST_CLIENT_SECRET = 'test-client-secret-0123456789';
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef0123456789';
 export const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64');
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface TestApp {
   app: NestFastifyApplication;

@@ -9,6 +9,7 @@ import {
   type PortalStatus,
 } from '../../portals/portal-status';
 import { PageQueryDto } from '../pagination/page-query.dto';
+import { EventStatusCountsDto } from '../stats/admin-stats.dto';
 
 /** Bitrix24 member ids are 32 hex digits; anything outside this alphabet is refused up front. */
 export const MEMBER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -198,19 +199,7 @@ export class QueueStateDto {
   unclearedBatches: number;
 }
 
-export class InboxCountsDto {
-  @ApiProperty()
-  pending: number;
-
-  @ApiProperty()
-  processed: number;
-
-  @ApiProperty()
-  failed: number;
-
-  @ApiProperty()
-  dead: number;
-
+export class InboxCountsDto extends EventStatusCountsDto {
   @ApiProperty({
     type: String,
     format: 'date-time',
