@@ -1,5 +1,5 @@
 import formBody from '@fastify/formbody';
-import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import qs from 'qs';
@@ -71,5 +71,3 @@ export async function createApp(options: AppModuleOptions): Promise<NestFastifyA
   setupAdminDocs(app);
   return app;
 }
-
-export type App = INestApplication;
