@@ -26,8 +26,17 @@ export class Bitrix24Http {
 
   /** `signal` aborts the request for a reason of the caller's (shutdown); its reason is thrown. */
   async post(url: string, body: HttpBody, signal?: AbortSignal): Promise<HttpOutcome> {
-    const timeout = AbortSignal.timeout(this.config.bitrix24.requestTimeoutMs);
-    const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
+    signal?.throwIfAborted();
+    // One controller per request, its timer cleared and its listener removed as soon as the answer
+    // is read: AbortSignal.timeout() would keep the request's objects alive for the whole timeout.
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.config.bitrix24.requestTimeoutMs);
+    const forwardAbort = (): void => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', forwardAbort, { once: true });
     let status = 0;
     let text: string;
     try {
@@ -39,13 +48,13 @@ export class Bitrix24Http {
             : { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body:
           'json' in body ? JSON.stringify(body.json) : new URLSearchParams(body.form).toString(),
-        signal: combined,
+        signal: controller.signal,
       });
       status = response.status;
       text = await response.text();
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      if (timeout.aborted) {
+      if (timedOut) {
         return {
           kind: 'transport_failure',
           code: TRANSPORT_ERROR_CODES.timeout,
@@ -59,6 +68,9 @@ export class Bitrix24Http {
         description: networkFailureDescription(error),
         status,
       };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', forwardAbort);
     }
     try {
       const parsed: unknown = JSON.parse(text);
