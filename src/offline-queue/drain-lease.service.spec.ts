@@ -93,7 +93,11 @@ describe('DrainLeaseService (real Postgres)', () => {
   it('frees the lease at release and records the pass for the next holder', async () => {
     const memberId = nextPortal();
     const first = await replicaA.acquire(memberId);
-    expect(first!.previous).toEqual({ cleanlyFinished: false, adoptionCheckedAt: null });
+    expect(first!.previous).toEqual({
+      cleanlyFinished: false,
+      adoptionCheckedAt: null,
+      hasUnclearedBatches: false,
+    });
     const checkedAt = new Date();
     await replicaA.recordAdoptionCheck(first!, checkedAt);
     await replicaA.release(first!, { outcome: 'drained', events: 7 });
@@ -117,6 +121,27 @@ describe('DrainLeaseService (real Postgres)', () => {
       last_drain_outcome: 'drained',
       lease_holder: null,
     });
+  });
+
+  it('tells the new holder whether the ledger holds batches committed but not cleared', async () => {
+    const memberId = nextPortal();
+    await dataSource.query(
+      `INSERT INTO drain_batches (member_id, process_id, state, event_count)
+       VALUES ($1, 'p-cleared', 'cleared', 5), ($2, 'p-other-portal', 'committed', 5)`,
+      [memberId, `${memberId}-other`],
+    );
+    const clean = await replicaA.acquire(memberId);
+    expect(clean!.previous.hasUnclearedBatches).toBe(false);
+    await replicaA.release(clean!, { outcome: 'drained', events: 0 });
+
+    await dataSource.query(
+      `INSERT INTO drain_batches (member_id, process_id, state, event_count)
+       VALUES ($1, 'p-uncleared', 'committed', 5)`,
+      [memberId],
+    );
+    const recovering = await replicaB.acquire(memberId);
+    expect(recovering!.previous.hasUnclearedBatches).toBe(true);
+    await replicaB.release(recovering!, { outcome: 'drained', events: 0 });
   });
 
   it('treats a pass that never finished (a crash) as unclean', async () => {

@@ -13,6 +13,11 @@ export interface PreviousDrain {
   /** It finished with outcome 'drained' (no crash, no failure, no interruption since). */
   cleanlyFinished: boolean;
   adoptionCheckedAt: Date | null;
+  /**
+   * The ledger held batches committed but not confirmed cleared when the lease was taken. Only a
+   * lease holder commits, so none can appear while this lease is held, except by its own pages.
+   */
+  hasUnclearedBatches: boolean;
 }
 
 /**
@@ -77,6 +82,7 @@ export class DrainLeaseService {
       lease_token: string;
       clean: boolean | null;
       last_adoption_check_at: Date | null;
+      uncleared: boolean;
     }[] = await this.dataSource.query(
       `WITH previous AS (
          SELECT last_drain_outcome = 'drained'
@@ -95,7 +101,9 @@ export class DrainLeaseService {
                drain_requested_at = NULL
            WHERE s.lease_expires_at IS NULL OR s.lease_expires_at <= now()
          RETURNING lease_token)
-       SELECT taken.lease_token, previous.clean, previous.last_adoption_check_at
+       SELECT taken.lease_token, previous.clean, previous.last_adoption_check_at,
+              EXISTS (SELECT 1 FROM drain_batches
+                      WHERE member_id = $1 AND state = 'committed') AS uncleared
        FROM taken LEFT JOIN previous ON true`,
       [memberId, this.holder, this.leaseMs / 1000],
     );
@@ -109,6 +117,7 @@ export class DrainLeaseService {
       {
         cleanlyFinished: row.clean === true,
         adoptionCheckedAt: row.last_adoption_check_at,
+        hasUnclearedBatches: row.uncleared,
       },
     );
     lease.renewal = setInterval(() => void this.renew(lease), Math.max(1000, this.leaseMs / 3));
