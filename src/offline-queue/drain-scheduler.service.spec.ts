@@ -134,15 +134,45 @@ describe('DrainScheduler', () => {
   });
 
   it('runs the first pass after a quiet spell at once, without waiting for the spacing', async () => {
-    scheduler.request('p1');
-    await settle();
-    drains.finish('p1');
-    await settle();
-    expect(scheduler.isScheduled('p1')).toBe(false);
-    scheduler.request('p1');
-    await settle();
-    expect(drains.started).toEqual(['p1', 'p1']);
-    drains.finish('p1');
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      scheduler.request('p1');
+      await settle();
+      drains.finish('p1');
+      await settle();
+      expect(scheduler.isScheduled('p1')).toBe(false);
+      jest.advanceTimersByTime(1000); // the spacing since the last start is over
+      scheduler.request('p1');
+      await settle();
+      expect(drains.started).toEqual(['p1', 'p1']);
+      drains.finish('p1');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('holds requests that come just after a pass ended until the spacing is over: one pass for all', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      scheduler.request('p1');
+      await settle();
+      jest.advanceTimersByTime(100);
+      drains.finish('p1');
+      await settle();
+      expect(scheduler.isScheduled('p1')).toBe(false); // nothing pending after the pass
+      jest.advanceTimersByTime(300);
+      for (let i = 0; i < 30; i += 1) scheduler.request('p1');
+      expect(scheduler.isScheduled('p1')).toBe(true);
+      jest.advanceTimersByTime(599);
+      await settle();
+      expect(drains.started).toEqual(['p1']);
+      jest.advanceTimersByTime(1);
+      await settle();
+      expect(drains.started).toEqual(['p1', 'p1']);
+      drains.finish('p1');
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('coalesces requests for a queued portal into its one queued pass', async () => {

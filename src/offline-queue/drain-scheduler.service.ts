@@ -11,12 +11,17 @@ import { DrainStoppingError } from './offline-queue.errors';
 const MAX_BACKOFF_DOUBLINGS = 3;
 
 interface PortalSlot {
-  /** cooling: a follow-up pass waits until the follow-up spacing since the last start is over. */
-  state: 'queued' | 'running' | 'cooling';
+  /**
+   * cooling: a follow-up pass waits until the follow-up spacing since the last start is over.
+   * resting: nothing is pending, but a pass started less than the spacing ago; a request now
+   * becomes a follow-up at the end of the spacing. The slot goes once the spacing is over.
+   */
+  state: 'queued' | 'running' | 'cooling' | 'resting';
   startedAt: number;
   /** Follow-up passes in a row that found nothing: each one doubles the next spacing. */
   emptyFollowUps: number;
-  coolingTimer?: NodeJS.Timeout;
+  /** The cooling or resting timer. */
+  timer?: NodeJS.Timeout;
   /** A request arrived while the drain ran: one more pass follows (however many arrived). */
   again: boolean;
   /** runNow() callers waiting for the next pass to start and finish. */
@@ -29,10 +34,12 @@ interface PortalSlot {
  * In-process drain triggers: requests for a portal coalesce (at most one pass running and one
  * more to follow), and drains of different portals run with bounded concurrency
  * (DRAIN_CONCURRENCY). request() is what webhooks call: it returns at once, costs no I/O, and
- * never calls Bitrix24 in the caller's stack. A coalesced follow-up pass starts no sooner than
- * max(1, BITRIX24_OFFLINE_MIN_TIMEOUT) seconds after the previous pass started: Bitrix24 itself
- * notifies no more often than that, so a flood of notifications cannot turn into back-to-back
- * passes. Across replicas the drain lease decides who drains.
+ * never calls Bitrix24 in the caller's stack. A pass starts no sooner than
+ * max(1, BITRIX24_OFFLINE_MIN_TIMEOUT) seconds after the previous pass of the portal started,
+ * whether the request came during that pass or after it: Bitrix24 itself notifies no more often
+ * than that, so a flood of notifications cannot turn into a pass per notification. A request
+ * after a quiet spell longer than the spacing starts a pass at once. Across replicas the drain
+ * lease decides who drains.
  */
 @Injectable()
 export class DrainScheduler implements OnModuleDestroy {
@@ -78,6 +85,11 @@ export class DrainScheduler implements OnModuleDestroy {
     const slot = this.slots.get(memberId);
     if (slot) {
       if (slot.state === 'running') slot.again = true;
+      if (slot.state === 'resting') {
+        clearTimeout(slot.timer);
+        this.followUp(memberId, slot);
+        this.schedulePump();
+      }
       return;
     }
     this.slots.set(memberId, {
@@ -112,8 +124,8 @@ export class DrainScheduler implements OnModuleDestroy {
         this.slots.set(memberId, slot);
       } else if (slot.state === 'queued') {
         this.queue.splice(this.queue.indexOf(memberId), 1);
-      } else if (slot.state === 'cooling') {
-        clearTimeout(slot.coolingTimer);
+      } else if (slot.state === 'cooling' || slot.state === 'resting') {
+        clearTimeout(slot.timer);
         slot.state = 'queued';
       }
       slot.waitingForNext.push(resolve);
@@ -123,17 +135,22 @@ export class DrainScheduler implements OnModuleDestroy {
     });
   }
 
-  /** Whether a drain of the portal is queued or running in this process. */
+  /** Whether a drain of the portal is queued, running or waiting for its spacing in this process. */
   isScheduled(memberId: string): boolean {
-    return this.slots.has(memberId);
+    const slot = this.slots.get(memberId);
+    return slot !== undefined && slot.state !== 'resting';
   }
 
   onModuleDestroy(): void {
     this.stopping = true;
     const abandoned = this.queue.splice(0);
     for (const [memberId, slot] of this.slots) {
+      if (slot.state === 'resting') {
+        clearTimeout(slot.timer);
+        this.slots.delete(memberId);
+      }
       if (slot.state !== 'cooling') continue;
-      clearTimeout(slot.coolingTimer);
+      clearTimeout(slot.timer);
       abandoned.push(memberId);
     }
     for (const memberId of abandoned) {
@@ -197,6 +214,8 @@ export class DrainScheduler implements OnModuleDestroy {
           this.queue.unshift(memberId); // a runNow() waiter goes first
         } else if (!this.stopping && slot.again) {
           this.followUp(memberId, slot);
+        } else if (!this.stopping) {
+          this.rest(memberId, slot);
         } else {
           this.slots.delete(memberId);
           for (const resolve of slot.waitingForNext) resolve(this.stoppedReport(memberId));
@@ -211,21 +230,45 @@ export class DrainScheduler implements OnModuleDestroy {
    * doubles, up to 8×; a pass that finds events resets it. The pass is delayed, never dropped.
    */
   private followUp(memberId: string, slot: PortalSlot): void {
-    const spacing =
-      this.followUpSpacingMs * 2 ** Math.min(slot.emptyFollowUps, MAX_BACKOFF_DOUBLINGS);
-    const wait = slot.startedAt + spacing - Date.now();
+    const wait = this.spacingLeft(slot);
     if (wait <= 0) {
       slot.state = 'queued';
       this.queue.push(memberId);
       return;
     }
     slot.state = 'cooling';
-    slot.coolingTimer = setTimeout(() => {
+    slot.timer = setTimeout(() => {
       slot.state = 'queued';
       this.queue.push(memberId);
       this.pump();
     }, wait);
-    slot.coolingTimer.unref();
+    slot.timer.unref();
+  }
+
+  /**
+   * Nothing more was asked for during the pass: the slot stays until the spacing is over, so that
+   * a request in the meantime waits for it too (and counts as a follow-up), then it goes.
+   */
+  private rest(memberId: string, slot: PortalSlot): void {
+    const wait = this.spacingLeft(slot);
+    if (wait <= 0) {
+      this.slots.delete(memberId);
+      return;
+    }
+    slot.state = 'resting';
+    slot.timer = setTimeout(() => {
+      if (this.slots.get(memberId) === slot && slot.state === 'resting') {
+        this.slots.delete(memberId);
+      }
+    }, wait);
+    slot.timer.unref();
+  }
+
+  /** Milliseconds until the next pass may start: the spacing, doubled per empty follow-up. */
+  private spacingLeft(slot: PortalSlot): number {
+    const spacing =
+      this.followUpSpacingMs * 2 ** Math.min(slot.emptyFollowUps, MAX_BACKOFF_DOUBLINGS);
+    return slot.startedAt + spacing - Date.now();
   }
 
   private stoppedReport(memberId: string): DrainReport {
