@@ -8,6 +8,8 @@ import { runPendingMigrations } from '../../src/database/migrate';
 import { createPinoLogger } from '../../src/logging/app-logger';
 import { withDatabase } from '../support/postgres';
 
+export { percentile } from './percentile';
+
 export interface BenchDatabase {
   url: string;
   query<T>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -71,12 +73,6 @@ export async function forEachLimited<T>(
     }
   });
   await Promise.all(lanes);
-}
-
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, rank)];
 }
 
 export async function waitUntil(
