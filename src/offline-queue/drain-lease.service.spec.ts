@@ -144,6 +144,39 @@ describe('DrainLeaseService (real Postgres)', () => {
     await replicaB.release(recovering!, { outcome: 'drained', events: 0 });
   });
 
+  it('reports a takeover as unclean when a batch committed while it waited is not in its flag', async () => {
+    const memberId = nextPortal();
+    const holder = await replicaA.acquire(memberId);
+    clearInterval(holder!.renewal);
+    // The holder's commit transaction: it holds the state row while the lease runs out, and
+    // commits a batch only after the other replica's acquire has started waiting for the row.
+    const commit = dataSource.createQueryRunner();
+    await commit.connect();
+    try {
+      await commit.startTransaction();
+      await commit.query(
+        `UPDATE offline_queue_states SET lease_expires_at = now() - interval '1 second'
+         WHERE member_id = $1`,
+        [memberId],
+      );
+      await commit.query(
+        `INSERT INTO drain_batches (member_id, process_id, state, event_count)
+         VALUES ($1, 'p-late', 'committed', 1)`,
+        [memberId],
+      );
+      const takeover = replicaB.acquire(memberId);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await commit.commitTransaction();
+      const lease = await takeover;
+      expect(lease).not.toBeNull();
+      // The statement's snapshot predates the batch; the drain reads the ledger after any unclean pass.
+      expect(lease!.previous).toMatchObject({ hasUnclearedBatches: false, cleanlyFinished: false });
+      await replicaB.release(lease!, { outcome: 'drained', events: 0 });
+    } finally {
+      await commit.release();
+    }
+  });
+
   it('treats a pass that never finished (a crash) as unclean', async () => {
     const memberId = nextPortal();
     const crashed = await replicaA.acquire(memberId);

@@ -14,8 +14,9 @@ export interface PreviousDrain {
   cleanlyFinished: boolean;
   adoptionCheckedAt: Date | null;
   /**
-   * The ledger held batches committed but not confirmed cleared when the lease was taken. Only a
-   * lease holder commits, so none can appear while this lease is held, except by its own pages.
+   * The ledger held batches committed but not confirmed cleared, as of the acquire statement's
+   * snapshot. Only a lease holder commits, but a holder whose commit held the state row's lock
+   * while the statement waited can add one the snapshot misses; that takeover is never clean.
    */
   hasUnclearedBatches: boolean;
 }

@@ -175,6 +175,73 @@ describe('DrainScheduler', () => {
     }
   });
 
+  it('waits twice the spacing for a request after an empty follow-up, then forgets the portal once it is over', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      scheduler.request('p1');
+      await settle();
+      scheduler.request('p1');
+      drains.finish('p1'); // the first pass
+      await settle();
+      jest.advanceTimersByTime(1000);
+      await settle();
+      expect(drains.started).toHaveLength(2);
+      drains.finish('p1'); // an empty follow-up: the next spacing is 2 s from its start
+      await settle();
+      jest.advanceTimersByTime(500);
+      scheduler.request('p1'); // during rest
+      jest.advanceTimersByTime(1499);
+      await settle();
+      expect(drains.started).toHaveLength(2);
+      jest.advanceTimersByTime(1);
+      await settle();
+      expect(drains.started).toHaveLength(3);
+      drains.finish('p1'); // empty again: 4 s of rest, after which the slot goes
+      await settle();
+      jest.advanceTimersByTime(4000);
+      expect(jest.getTimerCount()).toBe(0);
+      // A quiet spell longer than the spacing: the next request drains at once, from the base spacing.
+      scheduler.request('p1');
+      await settle();
+      expect(drains.started).toHaveLength(4);
+      scheduler.request('p1');
+      drains.finish('p1');
+      await settle();
+      jest.advanceTimersByTime(1000);
+      await settle();
+      expect(drains.started).toHaveLength(5);
+      drains.finish('p1');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('lets runNow start a resting portal at once, and clears rest timers at shutdown', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      scheduler.request('p1');
+      scheduler.request('p2');
+      await settle();
+      drains.finish('p1');
+      drains.finish('p2');
+      await settle();
+      expect(jest.getTimerCount()).toBe(2); // both portals rest out their spacing
+
+      const report = scheduler.runNow('p1');
+      await settle();
+      expect(drains.started).toEqual(['p1', 'p2', 'p1']);
+      drains.finish('p1', 3);
+      await expect(report).resolves.toMatchObject({ memberId: 'p1', events: 3 });
+
+      scheduler.onModuleDestroy();
+      expect(jest.getTimerCount()).toBe(0);
+      expect(scheduler.isScheduled('p1')).toBe(false);
+      expect(scheduler.isScheduled('p2')).toBe(false);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('coalesces requests for a queued portal into its one queued pass', async () => {
     scheduler.request('p1');
     scheduler.request('p2');

@@ -199,7 +199,10 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
 
   private async recover(pass: Pass): Promise<void> {
     const { lease } = pass;
-    if (lease.previous.hasUnclearedBatches) {
+    // The flag comes from the acquire statement's snapshot. A holder whose commit was under way
+    // while we waited for its row lock (a takeover, so never a clean finish) may have committed a
+    // batch that snapshot did not see: after an unclean pass the ledger is read in any case.
+    if (lease.previous.hasUnclearedBatches || !lease.previous.cleanlyFinished) {
       for (const processId of await this.ledger.unclearedBatches(lease.memberId)) {
         await this.resumeBatch(pass, processId);
       }
