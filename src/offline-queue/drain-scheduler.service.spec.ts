@@ -72,9 +72,11 @@ describe('DrainScheduler', () => {
     expect(drains.started).toEqual(['p1']);
   });
 
-  it('coalesces any number of requests during a running drain into exactly one more pass', async () => {
-    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
-    try {
+  describe('follow-up spacing (fake timers)', () => {
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
+    afterEach(() => jest.useRealTimers());
+
+    it('coalesces any number of requests during a running drain into exactly one more pass', async () => {
       scheduler.request('p1');
       await settle();
       for (let i = 0; i < 25; i += 1) scheduler.request('p1');
@@ -96,14 +98,9 @@ describe('DrainScheduler', () => {
       await settle();
       expect(drains.started).toEqual(['p1', 'p1']);
       expect(scheduler.isScheduled('p1')).toBe(false);
-    } finally {
-      jest.useRealTimers();
-    }
-  });
+    });
 
-  it('stretches the spacing while follow-ups find nothing, and resets it when one finds events', async () => {
-    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
-    try {
+    it('stretches the spacing while follow-ups find nothing, and resets it when one finds events', async () => {
       const startsAfter = async (ms: number): Promise<void> => {
         const before = drains.started.length;
         jest.advanceTimersByTime(ms - 1);
@@ -128,14 +125,9 @@ describe('DrainScheduler', () => {
       await settle();
       await startsAfter(1000);
       drains.finish('p1');
-    } finally {
-      jest.useRealTimers();
-    }
-  });
+    });
 
-  it('runs the first pass after a quiet spell at once, without waiting for the spacing', async () => {
-    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
-    try {
+    it('runs the first pass after a quiet spell at once, without waiting for the spacing', async () => {
       scheduler.request('p1');
       await settle();
       drains.finish('p1');
@@ -146,14 +138,9 @@ describe('DrainScheduler', () => {
       await settle();
       expect(drains.started).toEqual(['p1', 'p1']);
       drains.finish('p1');
-    } finally {
-      jest.useRealTimers();
-    }
-  });
+    });
 
-  it('holds requests that come just after a pass ended until the spacing is over: one pass for all', async () => {
-    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
-    try {
+    it('holds requests that come just after a pass ended until the spacing is over: one pass for all', async () => {
       scheduler.request('p1');
       await settle();
       jest.advanceTimersByTime(100);
@@ -170,14 +157,9 @@ describe('DrainScheduler', () => {
       await settle();
       expect(drains.started).toEqual(['p1', 'p1']);
       drains.finish('p1');
-    } finally {
-      jest.useRealTimers();
-    }
-  });
+    });
 
-  it('waits twice the spacing for a request after an empty follow-up, then forgets the portal once it is over', async () => {
-    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
-    try {
+    it('waits twice the spacing for a request after an empty follow-up, then forgets the portal once it is over', async () => {
       scheduler.request('p1');
       await settle();
       scheduler.request('p1');
@@ -211,14 +193,9 @@ describe('DrainScheduler', () => {
       await settle();
       expect(drains.started).toHaveLength(5);
       drains.finish('p1');
-    } finally {
-      jest.useRealTimers();
-    }
-  });
+    });
 
-  it('lets runNow start a resting portal at once, and clears rest timers at shutdown', async () => {
-    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
-    try {
+    it('lets runNow start a resting portal at once, and clears rest timers at shutdown', async () => {
       scheduler.request('p1');
       scheduler.request('p2');
       await settle();
@@ -237,9 +214,7 @@ describe('DrainScheduler', () => {
       expect(jest.getTimerCount()).toBe(0);
       expect(scheduler.isScheduled('p1')).toBe(false);
       expect(scheduler.isScheduled('p2')).toBe(false);
-    } finally {
-      jest.useRealTimers();
-    }
+    });
   });
 
   it('coalesces requests for a queued portal into its one queued pass', async () => {
