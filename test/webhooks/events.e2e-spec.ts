@@ -124,7 +124,10 @@ describe('POST /bitrix24/events', () => {
             auth: { application_token: 'wrongtoken' },
           }),
           genuineEventBody(active, 'ONOFFLINEEVENT', {
-            auth: { application_token: `${active.applicationToken.slice(0, -1)}0` },
+            // One character off (never the same one, or the token would be the genuine one).
+            auth: {
+              application_token: `${active.applicationToken.slice(0, -1)}${active.applicationToken.endsWith('0') ? '1' : '0'}`,
+            },
           }),
           genuineEventBody(stranger, 'ONCRMDEALADD', { data: { FIELDS: { ID: '1' } } }),
           genuineEventBody(gone, 'ONCRMDEALADD', { data: { FIELDS: { ID: '1' } } }),
