@@ -1,10 +1,10 @@
 import type { Clock } from './clock';
+import type { CreatePortalRequest } from './control-contract';
 import { EventDispatcher } from './events/event-dispatcher';
 import { EventSender } from './events/event-sender';
 import { TokenRegistry } from './oauth/token-registry';
 import { Portal, type SentEvent } from './portals/portal';
 import { PortalRegistry } from './portals/portal-registry';
-import type { AppStatus, PortalFeatures, PortalPlan } from './portals/portal-settings';
 import { randomLowercaseAlphanumerics, randomMd5Shaped } from './random-identifiers';
 import type { RateLimit } from './rest/leaky-bucket';
 
@@ -21,17 +21,6 @@ export interface EmulatorSettings {
   readonly scope: string;
   readonly clock: Clock;
   readonly onEventSent?: (memberId: string, sent: SentEvent) => void;
-}
-
-export interface NewPortal {
-  readonly memberId?: string;
-  readonly domain?: string;
-  readonly plan?: PortalPlan;
-  readonly appStatus?: AppStatus;
-  readonly features?: Partial<PortalFeatures>;
-  readonly paymentAllowed?: boolean;
-  readonly paymentExpired?: boolean;
-  readonly days?: number | null;
 }
 
 /** The parts of one running emulator that its HTTP routes share. */
@@ -71,7 +60,7 @@ export class Emulator {
   }
 
   /** Creates a portal; undefined when its member_id or domain is taken. */
-  createPortal(request: NewPortal): Portal | undefined {
+  createPortal(request: CreatePortalRequest): Portal | undefined {
     const memberId = request.memberId ?? randomMd5Shaped();
     const domain = (
       request.domain ?? `${randomLowercaseAlphanumerics(10)}.bitrix24.test`
