@@ -65,16 +65,7 @@ export class TokenKeepAlive {
       [windowMs / 1000, KEEP_ALIVE_BATCH],
     );
     const report: KeepAliveReport = { due: due.length, refreshed: 0, failed: 0 };
-    const gapMs = due.length > 1 ? (options.spreadMs ?? 0) / due.length : 0;
-    for (const [index, chain] of due.entries()) {
-      if (options.signal?.aborted) break;
-      if (index > 0 && gapMs > 0) {
-        try {
-          await sleep(gapMs, undefined, { signal: options.signal });
-        } catch {
-          break;
-        }
-      }
+    await this.spreadOver(due, options, async (chain) => {
       try {
         // A chain a sibling refreshed since we looked is fresh already and is left alone.
         await this.vault.refresh(chain.member_id, { staleGeneration: chain.generation });
@@ -89,7 +80,7 @@ export class TokenKeepAlive {
           'keep-alive refresh failed',
         );
       }
-    }
+    });
     if (report.due > 0) this.log.info(report, 'keep-alive run finished');
     return report;
   }
@@ -113,16 +104,7 @@ export class TokenKeepAlive {
     this.probeCursor =
       unpaid.length < PAYMENT_PROBE_BATCH ? '' : unpaid[unpaid.length - 1].member_id;
     const report: PaymentProbeReport = { probed: 0, recovered: 0, unpaid: 0, failed: 0 };
-    const gapMs = unpaid.length > 1 ? (options.spreadMs ?? 0) / unpaid.length : 0;
-    for (const [index, portal] of unpaid.entries()) {
-      if (options.signal?.aborted) break;
-      if (index > 0 && gapMs > 0) {
-        try {
-          await sleep(gapMs, undefined, { signal: options.signal });
-        } catch {
-          break;
-        }
-      }
+    await this.spreadOver(unpaid, options, async (portal) => {
       report.probed += 1;
       try {
         // A chain a sibling refreshed since we looked (its probe, a re-install) is left alone.
@@ -131,7 +113,7 @@ export class TokenKeepAlive {
       } catch (error) {
         if (error instanceof OAuthError && error.bitrixCode === 'PAYMENT_REQUIRED') {
           report.unpaid += 1;
-          continue;
+          return;
         }
         report.failed += 1;
         this.log.warn(
@@ -142,12 +124,35 @@ export class TokenKeepAlive {
           'payment probe refresh failed',
         );
       }
-    }
+    });
     if (report.recovered > 0 || report.failed > 0) {
       this.log.info(report, 'payment probe run finished');
     } else if (report.probed > 0) {
       this.log.debug(report, 'payment probe run finished');
     }
     return report;
+  }
+
+  /**
+   * Works through `items` one at a time, evenly spread over `spreadMs`; stops before the next
+   * item once `signal` aborts.
+   */
+  private async spreadOver<T>(
+    items: readonly T[],
+    options: { spreadMs?: number; signal?: AbortSignal },
+    work: (item: T) => Promise<void>,
+  ): Promise<void> {
+    const gapMs = items.length > 1 ? (options.spreadMs ?? 0) / items.length : 0;
+    for (const [index, item] of items.entries()) {
+      if (options.signal?.aborted) return;
+      if (index > 0 && gapMs > 0) {
+        try {
+          await sleep(gapMs, undefined, { signal: options.signal });
+        } catch {
+          return;
+        }
+      }
+      await work(item);
+    }
   }
 }
