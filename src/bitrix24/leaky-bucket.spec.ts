@@ -15,16 +15,17 @@ describe('LeakyBucket', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
-  it('keeps a jitter margin of 0.2 s worth of requests below the burst, at least one', () => {
+  it('keeps a jitter margin of 0.5 s worth of requests below the burst, at least one', () => {
     expect(new LeakyBucket({ rps: 2, burst: 50 }, clock).capacity).toBe(49);
-    expect(new LeakyBucket({ rps: 5, burst: 250 }, clock).capacity).toBe(249);
-    expect(new LeakyBucket({ rps: 20, burst: 10 }, clock).capacity).toBe(6);
+    expect(new LeakyBucket({ rps: 5, burst: 250 }, clock).capacity).toBe(247);
+    expect(new LeakyBucket({ rps: 20, burst: 40 }, clock).capacity).toBe(30);
+    expect(new LeakyBucket({ rps: 20, burst: 10 }, clock).capacity).toBe(5);
     expect(new LeakyBucket({ rps: 100, burst: 4 }, clock).capacity).toBe(2);
     expect(new LeakyBucket({ rps: 1, burst: 1 }, clock).capacity).toBe(1);
   });
 
   it('lets a burst through at once, then one request per 1/rps, in arrival order', async () => {
-    const bucket = new LeakyBucket({ rps: 10, burst: 6 }, clock);
+    const bucket = new LeakyBucket({ rps: 10, burst: 8 }, clock);
     expect(bucket.capacity).toBe(4);
     const through = acquireMany(bucket, 8);
     await jest.advanceTimersByTimeAsync(0);
@@ -39,7 +40,7 @@ describe('LeakyBucket', () => {
   });
 
   it('drains while idle: after a pause the burst is available again', async () => {
-    const bucket = new LeakyBucket({ rps: 10, burst: 6 }, clock);
+    const bucket = new LeakyBucket({ rps: 10, burst: 8 }, clock);
     acquireMany(bucket, 4);
     await jest.advanceTimersByTimeAsync(400);
     const through = acquireMany(bucket, 4);
@@ -48,7 +49,7 @@ describe('LeakyBucket', () => {
   });
 
   it('after QUERY_LIMIT_EXCEEDED takes itself as full and halves its rate, once per burst of refusals', async () => {
-    const bucket = new LeakyBucket({ rps: 10, burst: 6 }, clock);
+    const bucket = new LeakyBucket({ rps: 10, burst: 8 }, clock);
     bucket.penalize();
     bucket.penalize();
     expect(bucket.currentRate).toBe(5);
@@ -63,7 +64,7 @@ describe('LeakyBucket', () => {
   });
 
   it('never slows below a tenth of the configured rate, and creeps back up with successes', async () => {
-    const bucket = new LeakyBucket({ rps: 10, burst: 6 }, clock);
+    const bucket = new LeakyBucket({ rps: 10, burst: 8 }, clock);
     for (let index = 0; index < 10; index++) {
       bucket.penalize();
       await jest.advanceTimersByTimeAsync(1000);

@@ -13,10 +13,11 @@ export interface MonotonicClock {
 const PERFORMANCE_CLOCK: MonotonicClock = { now: () => performance.now() };
 
 /**
- * Requests that reach Bitrix24 closer together than we sent them (network jitter) must still fit:
- * keep this many seconds' worth of requests free in the bucket.
+ * Requests that reach Bitrix24 closer together than we sent them (network jitter, a request held
+ * up on a new connection or a loaded host) must still fit: keep this many seconds' worth of
+ * requests free in the bucket. At the plans' own limits (2/50, 5/250) that is 1 and 3 requests.
  */
-const JITTER_ALLOWANCE_SECONDS = 0.2;
+const JITTER_ALLOWANCE_SECONDS = 0.5;
 /** After QUERY_LIMIT_EXCEEDED the rate halves, but never below this share of the configured rate. */
 const MIN_RATE_SHARE = 0.1;
 /** Each success gives back this share of the configured rate, until the configured rate is reached. */
