@@ -68,6 +68,32 @@ describe('token refresh: a chain the OAuth server rotated is never lost to a fai
     throw new Error('no refresh transaction holds a token row');
   }
 
+  /** Another session takes the portal's token row and keeps it until `release()` commits (once). */
+  async function holdTokenRow(memberId: string): Promise<{ release(): Promise<void> }> {
+    const blocker = new Client({ connectionString: h.database.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM portal_tokens WHERE member_id = $1 FOR UPDATE', [
+        memberId,
+      ]);
+    } catch (error) {
+      await blocker.end();
+      throw error;
+    }
+    let released: Promise<void> | undefined;
+    return {
+      release: () =>
+        (released ??= blocker.query('COMMIT').then(
+          () => blocker.end(),
+          async (error: unknown) => {
+            await blocker.end();
+            throw error;
+          },
+        )),
+    };
+  }
+
   it('stores the new chain on a fresh connection when the refresh transaction dies after the exchange', async () => {
     const held = await proxy({ hold: true });
     const replica = await h.startReplica({ BITRIX24_OAUTH_URL: held.url });
@@ -110,13 +136,8 @@ describe('token refresh: a chain the OAuth server rotated is never lost to a fai
     await held.arrived;
     await terminateRefreshTransaction();
     // Another session takes the row before the refresh can store its chain again.
-    const blocker = new Client({ connectionString: h.database.url });
-    await blocker.connect();
+    const row = await holdTokenRow(portal.memberId);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM portal_tokens WHERE member_id = $1 FOR UPDATE', [
-        portal.memberId,
-      ]);
       held.release();
 
       const refreshed = await refreshing;
@@ -129,10 +150,10 @@ describe('token refresh: a chain the OAuth server rotated is never lost to a fai
       // A refresh asked for meanwhile waits for the store rather than spend the spent token.
       const forced = vaultOf(replica).refresh(portal.memberId);
       await sleep(300);
-      await blocker.query('COMMIT');
+      await row.release();
       await expect(forced).resolves.toMatchObject({ generation: generationBefore + 2 });
     } finally {
-      await blocker.end();
+      await row.release();
     }
 
     expect((await tokenRow(portal.memberId)).generation).toBe(generationBefore + 2);
@@ -154,13 +175,8 @@ describe('token refresh: a chain the OAuth server rotated is never lost to a fai
     const refreshing = vaultOf(replica).refresh(portal.memberId);
     await held.arrived;
     await terminateRefreshTransaction();
-    const blocker = new Client({ connectionString: h.database.url });
-    await blocker.connect();
+    const row = await holdTokenRow(portal.memberId);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM portal_tokens WHERE member_id = $1 FOR UPDATE', [
-        portal.memberId,
-      ]);
       held.release();
       await refreshing;
       // What a sibling concludes when it sends the stored (already rotated) refresh token before
@@ -172,9 +188,8 @@ describe('token refresh: a chain the OAuth server rotated is never lost to a fai
           'needs_reinstall',
           'the OAuth server rejected the stored refresh token (invalid_grant)',
         );
-      await blocker.query('COMMIT');
     } finally {
-      await blocker.end();
+      await row.release();
     }
 
     for (let tries = 0; tries < 100; tries++) {
