@@ -41,6 +41,19 @@ describe('drains whose event.offline.get answers are lost', () => {
     };
   }
 
+  /** Every event stored exactly once, and nothing left (or reserved) in Bitrix24's queue. */
+  async function expectStoredOnceAndQueueEmpty(memberId: string, events: number): Promise<void> {
+    expect(await storedCounts(h.sql, memberId)).toEqual({
+      rows: events,
+      distinctQueueIds: events,
+    });
+    expect(await emulatorState(memberId)).toMatchObject({
+      total: 0,
+      reserved: 0,
+      reservedProcessIds: [],
+    });
+  }
+
   async function metricValue(name: string): Promise<number> {
     const text = await (await fetch(`${app.url}/metrics`)).text();
     const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
@@ -71,15 +84,7 @@ describe('drains whose event.offline.get answers are lost', () => {
     const next = await drains.drainPortal(portal.memberId);
     expect(next).toMatchObject({ outcome: 'drained', recoveredBatches: 1, events: 120 });
     expect(logLines(app.logs, portal.memberId, 'reserved batch recovered')).toHaveLength(1);
-    expect(await storedCounts(h.sql, portal.memberId)).toEqual({
-      rows: 120,
-      distinctQueueIds: 120,
-    });
-    expect(await emulatorState(portal.memberId)).toMatchObject({
-      total: 0,
-      reserved: 0,
-      reservedProcessIds: [],
-    });
+    await expectStoredOnceAndQueueEmpty(portal.memberId, 120);
   }, 30_000);
 
   it('does not repeat a clear-and-get batch whose answer was lost; the next pass settles both batches', async () => {
@@ -106,15 +111,7 @@ describe('drains whose event.offline.get answers are lost', () => {
     const next = await drains.drainPortal(portal.memberId);
     // Page 1 is resumed (its clear is confirmed), page 2 adopted, the rest drained.
     expect(next).toMatchObject({ outcome: 'drained', recoveredBatches: 2, events: 70 });
-    expect(await storedCounts(h.sql, portal.memberId)).toEqual({
-      rows: 120,
-      distinctQueueIds: 120,
-    });
-    expect(await emulatorState(portal.memberId)).toMatchObject({
-      total: 0,
-      reserved: 0,
-      reservedProcessIds: [],
-    });
+    await expectStoredOnceAndQueueEmpty(portal.memberId, 120);
     const { rows: batches } = await h.sql.query(
       `SELECT count(*)::int AS uncleared FROM drain_batches
        WHERE member_id = $1 AND state <> 'cleared'`,
@@ -138,15 +135,7 @@ describe('drains whose event.offline.get answers are lost', () => {
     await h.emulator.control.clearFaults(portal.memberId);
     expect(await drains.drainPortal(portal.memberId)).toMatchObject({ outcome: 'drained' });
 
-    expect(await storedCounts(h.sql, portal.memberId)).toEqual({
-      rows: 300,
-      distinctQueueIds: 300,
-    });
-    expect(await emulatorState(portal.memberId)).toMatchObject({
-      total: 0,
-      reserved: 0,
-      reservedProcessIds: [],
-    });
+    await expectStoredOnceAndQueueEmpty(portal.memberId, 300);
   }, 120_000);
 
   it('at-most-once (clear=1): a read whose answer was lost is not repeated, and the possible loss is logged and counted', async () => {
