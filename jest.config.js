@@ -1,16 +1,5 @@
 /** Unit specs live beside the code; e2e specs in test/. Both run against real Postgres. */
-const swc = [
-  '@swc/jest',
-  {
-    jsc: {
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true },
-      target: 'es2023',
-    },
-    module: { type: 'commonjs' },
-    sourceMaps: 'inline',
-  },
-];
+const swc = ['@swc/jest', require('./scripts/swc-options')];
 
 module.exports = {
   testEnvironment: 'node',

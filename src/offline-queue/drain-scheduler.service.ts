@@ -30,6 +30,18 @@ interface PortalSlot {
   servedByCurrent: ((report: DrainReport) => void)[];
 }
 
+/** A portal's slot as it enters the queue for the first time (no pass yet). */
+function newSlot(): PortalSlot {
+  return {
+    state: 'queued',
+    startedAt: 0,
+    emptyFollowUps: 0,
+    again: false,
+    waitingForNext: [],
+    servedByCurrent: [],
+  };
+}
+
 /**
  * In-process drain triggers: requests for a portal coalesce (at most one pass running and one
  * more to follow), and drains of different portals run with bounded concurrency
@@ -92,14 +104,7 @@ export class DrainScheduler implements OnModuleDestroy {
       }
       return;
     }
-    this.slots.set(memberId, {
-      state: 'queued',
-      startedAt: 0,
-      emptyFollowUps: 0,
-      again: false,
-      waitingForNext: [],
-      servedByCurrent: [],
-    });
+    this.slots.set(memberId, newSlot());
     this.queue.push(memberId);
     this.schedulePump();
   }
@@ -113,14 +118,7 @@ export class DrainScheduler implements OnModuleDestroy {
     return new Promise((resolve) => {
       let slot = this.slots.get(memberId);
       if (!slot) {
-        slot = {
-          state: 'queued',
-          startedAt: 0,
-          emptyFollowUps: 0,
-          again: false,
-          waitingForNext: [],
-          servedByCurrent: [],
-        };
+        slot = newSlot();
         this.slots.set(memberId, slot);
       } else if (slot.state === 'queued') {
         this.queue.splice(this.queue.indexOf(memberId), 1);
