@@ -24,7 +24,7 @@ import {
   freePort,
   TEST_CLIENT_ID,
   TEST_CLIENT_SECRET,
-  TEST_ENCRYPTION_KEY,
+  testAppEnvironment,
 } from '../support/test-app';
 import { createBenchDatabase, forEachLimited, machineDescription } from './bench-environment';
 import { LatencySummary, PacedResult, startPacedLoad } from './paced-load';
@@ -261,16 +261,8 @@ async function main(): Promise<void> {
 
   const port = await freePort();
   const config = loadConfig({
-    NODE_ENV: 'test',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    APP_BASE_URL: `http://127.0.0.1:${port}`,
-    DATABASE_URL: url,
-    BITRIX24_CLIENT_ID: TEST_CLIENT_ID,
-    BITRIX24_CLIENT_SECRET: TEST_CLIENT_SECRET,
+    ...testAppEnvironment(port, url),
     BITRIX24_OAUTH_URL: emulator.url,
-    TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-    POLL_INTERVAL_SECONDS: '0',
     LOG_LEVEL: 'warn',
   });
   let warnings = 0;

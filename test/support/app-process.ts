@@ -1,12 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import {
-  freePort,
-  TEST_ADMIN_TOKEN,
-  TEST_CLIENT_ID,
-  TEST_CLIENT_SECRET,
-  TEST_ENCRYPTION_KEY,
-} from './test-app';
+import { freePort, testAppEnvironment } from './test-app';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'src', 'main.ts');
@@ -53,17 +47,7 @@ export async function startAppProcess(options: AppProcessOptions): Promise<AppPr
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '',
-    NODE_ENV: 'test',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    APP_BASE_URL: url,
-    DATABASE_URL: options.databaseUrl,
-    BITRIX24_CLIENT_ID: TEST_CLIENT_ID,
-    BITRIX24_CLIENT_SECRET: TEST_CLIENT_SECRET,
-    TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-    POLL_INTERVAL_SECONDS: '0',
-    LOG_LEVEL: 'debug',
+    ...testAppEnvironment(port, options.databaseUrl),
   };
   for (const [key, value] of Object.entries(options.env ?? {})) {
     if (value === undefined) delete env[key];

@@ -22,6 +22,26 @@ export interface TestApp {
 }
 
 /**
+ * The settings every test server starts from: loopback on `port` (which APP_BASE_URL names), the
+ * test credentials, no fallback poller, debug logs. Callers add or override what they test.
+ */
+export function testAppEnvironment(port: number, databaseUrl: string): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    APP_BASE_URL: `http://127.0.0.1:${port}`,
+    DATABASE_URL: databaseUrl,
+    BITRIX24_CLIENT_ID: TEST_CLIENT_ID,
+    BITRIX24_CLIENT_SECRET: TEST_CLIENT_SECRET,
+    TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    POLL_INTERVAL_SECONDS: '0',
+    LOG_LEVEL: 'debug',
+  };
+}
+
+/**
  * Boots the real AppModule on 127.0.0.1 with a fixed port chosen up front, so APP_BASE_URL (the
  * handler URL given to event.bind) is known before start.
  */
@@ -31,17 +51,7 @@ export async function startTestApp(options: {
 }): Promise<TestApp> {
   const port = await freePort();
   const config = loadConfig({
-    NODE_ENV: 'test',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    APP_BASE_URL: `http://127.0.0.1:${port}`,
-    DATABASE_URL: options.databaseUrl,
-    BITRIX24_CLIENT_ID: TEST_CLIENT_ID,
-    BITRIX24_CLIENT_SECRET: TEST_CLIENT_SECRET,
-    TOKEN_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-    POLL_INTERVAL_SECONDS: '0',
-    LOG_LEVEL: 'debug',
+    ...testAppEnvironment(port, options.databaseUrl),
     ...options.env,
   });
   const logs: string[] = [];
