@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { OperatingTimeTracker } from './operating-time.tracker';
+import { Bitrix24PortalClient } from './portal-client';
 import { PortalRestClient } from './portal-rest.client';
 import { RestCallExecutor } from './rest-call.executor';
 
-/** Entry point for every REST call the product makes to a portal. */
+/** Entry point for every REST call to a portal: vendor handlers and the product's own. */
 @Injectable()
 export class Bitrix24Client {
   constructor(
@@ -13,8 +14,24 @@ export class Bitrix24Client {
     private readonly config: AppConfig,
   ) {}
 
-  /** A client bound to one portal; cheap to create, all state (bucket, token cache) is shared. */
-  forPortal(memberId: string): PortalRestClient {
+  /**
+   * The client a handler uses for one portal: call, batch, listAll. Cheap to create; all state
+   * (the portal's bucket, the token cache) is shared.
+   */
+  forPortal(memberId: string): Bitrix24PortalClient {
+    return new Bitrix24PortalClient(
+      memberId,
+      this.executor,
+      this.operatingTime,
+      this.config.bitrix24.authConnector,
+    );
+  }
+
+  /**
+   * The product's own operations on a portal (offline-queue drain, event binding, app.info). Not
+   * for handlers: taking offline rows outside the drain would lose events.
+   */
+  operationsFor(memberId: string): PortalRestClient {
     return new PortalRestClient(
       memberId,
       this.executor,

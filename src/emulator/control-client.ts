@@ -16,6 +16,9 @@ import type {
   PortalStats,
   PurgeReservedRequest,
   PurgeReservedResult,
+  RestRequestRecord,
+  SeedDealsRequest,
+  SeedDealsResult,
   SentEvent,
   UiInstallResult,
   UninstallRequest,
@@ -92,6 +95,16 @@ export class EmulatorControlClient {
   /** The recent event POSTs to the app, oldest first. */
   sent(memberId: string): Promise<SentEvent[]> {
     return this.send('GET', `${portalPath(memberId)}/sent`);
+  }
+
+  /** The REST requests the portal received (method, auth_connector, time, outcome), oldest first. */
+  requests(memberId: string): Promise<RestRequestRecord[]> {
+    return this.send('GET', `${portalPath(memberId)}/requests`);
+  }
+
+  /** Stores deals directly (no events, no rate limit), for list and fetch scenarios. */
+  seedDeals(memberId: string, request: SeedDealsRequest): Promise<SeedDealsResult> {
+    return this.send('POST', `${portalPath(memberId)}/crm/deals`, request);
   }
 
   purgeReserved(

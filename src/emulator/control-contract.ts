@@ -3,7 +3,7 @@
  * EmulatorControlClient. Everything is JSON.
  */
 import type { OfflineQueueCounts } from './offline-queue/offline-queue';
-import type { InstallState, SentEvent } from './portals/portal';
+import type { InstallState, RestRequestRecord, SentEvent } from './portals/portal';
 import type { PortalFaults } from './portals/portal-faults';
 import type { AppStatus, PortalFeatures, PortalPlan } from './portals/portal-settings';
 
@@ -14,6 +14,7 @@ export type {
   PortalFaults,
   PortalFeatures,
   PortalPlan,
+  RestRequestRecord,
   SentEvent,
 };
 
@@ -218,4 +219,18 @@ export interface ClockState {
 export interface ControlErrorBody {
   readonly error: string;
   readonly error_description: string;
+}
+
+/**
+ * `POST /_emulator/portals/:memberId/crm/deals`: stores deals as if created in the portal's UI
+ * long ago (no events, no rate limit): `deals` as given, or `count` deals titled "Deal <n>".
+ */
+export interface SeedDealsRequest {
+  readonly deals?: readonly Readonly<Record<string, unknown>>[];
+  readonly count?: number;
+}
+
+export interface SeedDealsResult {
+  /** IDs of the stored deals, in order. */
+  readonly ids: readonly number[];
 }

@@ -114,7 +114,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       if (!lease) return this.finish(report, 'busy', startedAt);
       this.running.set(memberId, { lease, done: new Promise<void>((resolve) => (done = resolve)) });
 
-      const pass: Pass = { lease, client: this.bitrix24.forPortal(memberId), report };
+      const pass: Pass = { lease, client: this.bitrix24.operationsFor(memberId), report };
       await this.recover(pass);
       for (;;) {
         await this.drainQueue(pass);

@@ -43,7 +43,7 @@ export class EventBindingService {
   }
 
   async bind(memberId: string): Promise<BindingReport> {
-    const portal = this.bitrix24.forPortal(memberId);
+    const portal = this.bitrix24.operationsFor(memberId);
     // Without rest_offline_extended, event.offline.get refuses clear=0: drains can only be at-most-once.
     const offlineExtended = await portal.featureGet('rest_offline_extended');
     const deliveryMode: DeliveryMode = offlineExtended ? 'exactly-once' : 'at-most-once';

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     const portal = await installPortalDirectly(emulator, app);
     await app.app
       .get(Bitrix24Client)
-      .forPortal(portal.memberId)
+      .operationsFor(portal.memberId)
       .eventBind({ event: 'ONCRMDEALUPDATE', eventType: 'offline' });
     const enqueued = await emulator.control.enqueueOfflineEvents(portal.memberId, {
       count: EVENTS,

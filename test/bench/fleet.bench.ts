@@ -58,7 +58,7 @@ async function runFleet(portals: number): Promise<FleetResult> {
       16,
       async () => {
         const portal = await installPortalDirectly(emulator, arranger);
-        const client = arranger.app.get(Bitrix24Client).forPortal(portal.memberId);
+        const client = arranger.app.get(Bitrix24Client).operationsFor(portal.memberId);
         await client.eventBind({ event: 'ONCRMDEALUPDATE', eventType: 'offline' });
         await client.eventBind({
           event: 'ONOFFLINEEVENT',

@@ -59,7 +59,7 @@ export async function startBitrix24Harness(
 }
 
 export function restClient(app: TestApp, memberId: string): PortalRestClient {
-  return app.app.get(Bitrix24Client).forPortal(memberId);
+  return app.app.get(Bitrix24Client).operationsFor(memberId);
 }
 
 export function vaultOf(app: TestApp): TokenVault {

@@ -39,7 +39,7 @@ describe('drainPortal against the emulator', () => {
     clearInterval(lease!.renewal);
     const page = await app.app
       .get(Bitrix24Client)
-      .forPortal(memberId)
+      .operationsFor(memberId)
       .offlineGet({ clear: false, limit });
     await h.sql.query(
       `UPDATE offline_queue_states SET lease_expires_at = now() - interval '1 second'
@@ -138,7 +138,7 @@ describe('drainPortal against the emulator', () => {
     const lease = await leases.acquire(portal.memberId);
     const page = await app.app
       .get(Bitrix24Client)
-      .forPortal(portal.memberId)
+      .operationsFor(portal.memberId)
       .offlineGet({ clear: false, limit: 50 });
     await app.app.get(DrainLedger).commitPage(lease!, page.process_id, page.events);
     clearInterval(lease!.renewal); // crashed before the clear

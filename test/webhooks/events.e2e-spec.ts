@@ -206,7 +206,7 @@ describe('POST /bitrix24/events', () => {
       const notification = await postEvent(h, genuineEventBody(portal, 'ONOFFLINEEVENT'));
       expect(notification.status).toBe(401);
       await expect(
-        h.app.app.get(Bitrix24Client).forPortal(portal.memberId).eventGet(),
+        h.app.app.get(Bitrix24Client).operationsFor(portal.memberId).eventGet(),
       ).rejects.toBeInstanceOf(PortalNotActiveError);
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect((await h.emulator.control.stats(portal.memberId)).httpRequests).toBe(callsBefore);

@@ -8,6 +8,7 @@ import type {
   InstallRequest,
   PortalFaults,
   PurgeReservedRequest,
+  SeedDealsRequest,
   UninstallRequest,
   UserActionRequest,
 } from '../control-contract';
@@ -102,6 +103,10 @@ const schemas = {
   ),
   clockAdvance: object({ seconds: { type: 'number', minimum: 0 } }, ['seconds']),
   tokensQuery: object({ memberId: { type: 'string', minLength: 1 } }),
+  seedDeals: object({
+    deals: { type: 'array', maxItems: 100_000, items: { type: 'object' } },
+    count: { type: 'integer', minimum: 0, maximum: 100_000 },
+  }),
 };
 
 /** The control API under `/_emulator`: JSON in, JSON out, one service call per route. */
@@ -168,6 +173,19 @@ export async function registerControlRoutes(
         '/portals/:memberId/sent',
         { schema: { params: memberIdParams } },
         async (request) => control.sent(request.params.memberId),
+      );
+      routes.get<{ Params: MemberIdParams }>(
+        '/portals/:memberId/requests',
+        { schema: { params: memberIdParams } },
+        async (request) => control.requests(request.params.memberId),
+      );
+      routes.post<{ Params: MemberIdParams; Body: SeedDealsRequest }>(
+        '/portals/:memberId/crm/deals',
+        {
+          schema: { params: memberIdParams, body: schemas.seedDeals },
+          bodyLimit: 64 * 1024 * 1024,
+        },
+        async (request) => control.seedDeals(request.params.memberId, request.body),
       );
       routes.post<{ Params: MemberIdParams; Body: PurgeReservedRequest }>(
         '/portals/:memberId/purge-reserved',

@@ -18,6 +18,9 @@ import type {
   PortalStats,
   PurgeReservedRequest,
   PurgeReservedResult,
+  RestRequestRecord,
+  SeedDealsRequest,
+  SeedDealsResult,
   SentEvent,
   UiInstallResult,
   UninstallRequest,
@@ -30,8 +33,10 @@ import { PortalHit, type RaiseOutcome } from '../events/event-dispatcher';
 import { assertValidHandlerUrl } from '../events/handler-url';
 import type { IssuedTokens } from '../oauth/token-registry';
 import { INSTALLING_ADMIN_ID, type Portal } from '../portals/portal';
+import { formatPortalDateTime } from '../portals/portal-time';
 import { randomLowercaseAlphanumerics } from '../random-identifiers';
 import type { RestCallRunner } from '../rest/call-runner';
+import { defaultCrmFields } from '../rest/methods/crm-methods';
 import { RestError } from '../rest/rest-error';
 import { normalizeMethodName } from '../rest/rest-method';
 import { ControlError } from './control-error';
@@ -244,6 +249,23 @@ export class EmulatorControl {
 
   sent(memberId: string): readonly SentEvent[] {
     return this.portal(memberId).recentlySent();
+  }
+
+  /** The REST requests the portal received, oldest first. */
+  requests(memberId: string): readonly RestRequestRecord[] {
+    return this.portal(memberId).recentRequests();
+  }
+
+  seedDeals(memberId: string, request: SeedDealsRequest): SeedDealsResult {
+    const portal = this.portal(memberId);
+    const deals =
+      request.deals ??
+      Array.from({ length: request.count ?? 0 }, (_, index) => ({ TITLE: `Deal ${index + 1}` }));
+    const now = formatPortalDateTime(this.emulator.clock.now());
+    const ids = deals.map((fields) =>
+      portal.crm.add('deal', { ...defaultCrmFields('deal', now), ...fields }),
+    );
+    return { ids };
   }
 
   /** Runs Bitrix's daily purge of reserved rows now. */

@@ -30,4 +30,9 @@ export class CrmRecords {
   get(type: CrmEntityType, id: number): CrmFields | undefined {
     return this.records[type].get(id);
   }
+
+  /** Every record of a type, in ID order (ids only grow, so insertion order is ID order). */
+  all(type: CrmEntityType): CrmFields[] {
+    return [...this.records[type].values()];
+  }
 }

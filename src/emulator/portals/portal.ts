@@ -32,6 +32,22 @@ export interface SentEvent {
   error?: string;
 }
 
+/** One HTTP request to the portal's REST endpoint, as `GET /_emulator/portals/:memberId/requests` shows it. */
+export interface RestRequestRecord {
+  readonly method: string;
+  /** Commands a batch carried (0 for other methods). */
+  readonly commands: number;
+  /** The request's auth_connector ('' when absent). */
+  readonly authConnector: string;
+  /** Wall-clock milliseconds (Unix epoch) when the request arrived. */
+  readonly receivedAt: number;
+  /** 'ok' or the error code answered (QUERY_LIMIT_EXCEEDED, …). */
+  outcome: string;
+}
+
+/** Keeps the most recent REST requests only. */
+const REQUEST_LOG_SIZE = 200_000;
+
 /** What tests read back through `GET /_emulator/portals/:memberId/stats`. */
 export class PortalCounters {
   readonly restCalls = new Map<string, number>();
@@ -83,6 +99,7 @@ export class Portal {
   private installationNumber = 0;
   private readonly admins = new Map<number, boolean>([[INSTALLING_ADMIN_ID, true]]);
   private readonly sentLog: SentEvent[] = [];
+  private readonly requestLog: RestRequestRecord[] = [];
   private lastBulkObjectId = 0;
 
   constructor(
@@ -178,5 +195,14 @@ export class Portal {
 
   recentlySent(): readonly SentEvent[] {
     return this.sentLog;
+  }
+
+  recordRequest(request: RestRequestRecord): void {
+    this.requestLog.push(request);
+    if (this.requestLog.length > REQUEST_LOG_SIZE) this.requestLog.shift();
+  }
+
+  recentRequests(): readonly RestRequestRecord[] {
+    return this.requestLog;
   }
 }

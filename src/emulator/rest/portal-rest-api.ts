@@ -1,6 +1,6 @@
 import type { Emulator } from '../emulator';
 import { PortalHit } from '../events/event-dispatcher';
-import type { Portal } from '../portals/portal';
+import type { Portal, RestRequestRecord } from '../portals/portal';
 import { faultsConcern } from '../portals/portal-faults';
 import { authenticate } from './authentication';
 import { batchCommandMethods } from './batch';
@@ -28,12 +28,25 @@ export class PortalRestApi {
   ): Promise<RestAnswer> {
     portal.counters.httpRequests++;
     const methods = method === 'batch' ? [method, ...batchCommandMethods(params)] : [method];
+    const record: RestRequestRecord = {
+      method,
+      commands: methods.length - 1,
+      authConnector: typeof params.auth_connector === 'string' ? params.auth_connector : '',
+      receivedAt: performance.timeOrigin + performance.now(),
+      outcome: 'ok',
+    };
+    portal.recordRequest(record);
     const drains = methods.includes('event.offline.get');
     if (drains) portal.counters.offlineGetStarted();
     try {
-      return await this.process(portal, method, methods, params, authorizationHeader);
+      const answer = await this.process(portal, method, methods, params, authorizationHeader);
+      if (answer !== 'withheld') record.outcome = errorCodeOf(answer.body) ?? 'ok';
+      return answer;
     } catch (error) {
-      if (error instanceof RestError) return { status: error.httpStatus, body: error.toEnvelope() };
+      if (error instanceof RestError) {
+        record.outcome = error.code;
+        return { status: error.httpStatus, body: error.toEnvelope() };
+      }
       throw error;
     } finally {
       if (drains) portal.counters.offlineGetFinished();
@@ -81,4 +94,9 @@ export class PortalRestApi {
       },
     };
   }
+}
+
+function errorCodeOf(body: unknown): string | undefined {
+  const error = (body as { error?: unknown } | null)?.error;
+  return typeof error === 'string' ? error : undefined;
 }
