@@ -25,6 +25,28 @@ const RECOVERY_SHARE_PER_SUCCESS = 0.02;
 /** Refusals arriving together (the requests already in flight) count as one signal. */
 const PENALTY_QUIET_MS = 1000;
 
+/**
+ * Requests that may go at once into a bucket of this limit: the burst minus a safety margin for
+ * jitter (JITTER_ALLOWANCE_SECONDS of the rate, at least 1, at most half the burst).
+ */
+export function bucketCapacity(limit: RateLimit): number {
+  const margin = Math.min(
+    Math.max(1, Math.ceil(limit.rps * JITTER_ALLOWANCE_SECONDS)),
+    Math.floor(limit.burst / 2),
+  );
+  return Math.max(1, limit.burst - margin);
+}
+
+/** What a caller needs of a portal's bucket, wherever its state lives. */
+export interface PortalBucket {
+  /** Resolves when this request may go (and counts it); rejects if `signal` aborts. */
+  acquire(signal?: AbortSignal): Promise<void>;
+  /** Bitrix24 answered QUERY_LIMIT_EXCEEDED: its bucket is full. */
+  penalize(): void;
+  /** A request went through. */
+  recordSuccess(): void;
+}
+
 interface Waiter {
   resolve(): void;
   reject(reason: unknown): void;
@@ -39,7 +61,7 @@ interface Waiter {
  * When Bitrix24 refuses anyway (its limit is tighter than ours, or another client spends the same
  * budget) the bucket is taken as full and the rate halves; successes raise it again step by step.
  */
-export class LeakyBucket {
+export class LeakyBucket implements PortalBucket {
   private limit: RateLimit;
   private rate: number;
   private level = 0;
@@ -59,11 +81,7 @@ export class LeakyBucket {
 
   /** Requests that may go at once: the burst minus a safety margin for jitter. */
   get capacity(): number {
-    const margin = Math.min(
-      Math.max(1, Math.ceil(this.limit.rps * JITTER_ALLOWANCE_SECONDS)),
-      Math.floor(this.limit.burst / 2),
-    );
-    return Math.max(1, this.limit.burst - margin);
+    return bucketCapacity(this.limit);
   }
 
   /** The drain rate now in force (below the configured rps after refusals). */

@@ -21,6 +21,7 @@ export class AppConfig {
     refreshTokenLifetimeDays: number;
     tokenKeepAliveIntervalSeconds: number;
     paymentProbeIntervalSeconds: number;
+    rateLimitStore: 'postgres' | 'memory';
   };
   readonly drain: {
     pageSize: number;
@@ -104,6 +105,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       refreshTokenLifetimeDays: schema.REFRESH_TOKEN_LIFETIME_DAYS,
       tokenKeepAliveIntervalSeconds: schema.TOKEN_KEEP_ALIVE_INTERVAL_SECONDS,
       paymentProbeIntervalSeconds: schema.PAYMENT_REQUIRED_PROBE_INTERVAL_SECONDS,
+      rateLimitStore: schema.BITRIX24_RATE_LIMIT_STORE,
     },
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,

@@ -264,4 +264,11 @@ export class EnvironmentSchema {
 
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL = 'info';
+
+  /**
+   * Where each portal's leaky bucket lives: `postgres` (one row per portal, shared by every replica)
+   * or `memory` (per process; only for a single replica).
+   */
+  @IsIn(['postgres', 'memory'])
+  BITRIX24_RATE_LIMIT_STORE: 'postgres' | 'memory' = 'postgres';
 }
