@@ -2,10 +2,12 @@ import type { MigrationInterface } from 'typeorm';
 import { InitialSchema1795704041176 } from './1795704041176-InitialSchema';
 import { DrainRecoveryAndInboxClaims1795704600000 } from './1795704600000-DrainRecoveryAndInboxClaims';
 import { PortalRateBuckets1796300000000 } from './1796300000000-PortalRateBuckets';
+import { ExampleDeals1796300000001 } from './1796300000001-ExampleDeals';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
   InitialSchema1795704041176,
   DrainRecoveryAndInboxClaims1795704600000,
   PortalRateBuckets1796300000000,
+  ExampleDeals1796300000001,
 ];

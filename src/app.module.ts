@@ -7,6 +7,7 @@ import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { dataSourceOptions } from './database/data-source-options';
 import { HealthModule } from './health/health.module';
+import { ExampleDealCopyModule } from './examples/example-deal-copy.module';
 import { InboxModule } from './inbox/inbox.module';
 import { AppLogger } from './logging/app-logger';
 import { LoggingModule } from './logging/logging.module';
@@ -45,6 +46,7 @@ export class AppModule {
         InboxModule.forRoot(options.config),
         OfflineQueueModule,
         WebhooksModule,
+        ...(options.config.inbox.exampleHandlers ? [ExampleDealCopyModule] : []),
       ],
     };
   }

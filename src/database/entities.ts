@@ -1,3 +1,4 @@
+import { ExampleDealEntity } from '../examples/example-deal.entity';
 import { EventAttemptEntity } from '../inbox/event-attempt.entity';
 import { StoredEventEntity } from '../inbox/stored-event.entity';
 import { DrainBatchEntity } from '../offline-queue/drain-batch.entity';
@@ -15,4 +16,5 @@ export const ENTITIES = [
   EventAttemptEntity,
   DrainBatchEntity,
   OfflineQueueStateEntity,
+  ExampleDealEntity,
 ];

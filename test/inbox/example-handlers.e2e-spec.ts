@@ -52,8 +52,9 @@ describe('the example handler module', () => {
       env: { EXAMPLE_HANDLERS: 'true' },
     });
     try {
-      expect(await handlersRunFor(app, 'example-on')).toEqual([
+      expect((await handlersRunFor(app, 'example-on')).sort()).toEqual([
         'DealChangeLogHandler.onDealChange',
+        'DealCopyHandler.copyDeal',
       ]);
       expect(app.logs.some((line) => line.includes('"msg":"deal changed"'))).toBe(true);
     } finally {
