@@ -14,6 +14,15 @@ function dealIdOf(event: InboxEvent): string | null {
   return typeof text === 'string' && /^[1-9][0-9]{0,17}$/.test(text) ? text : null;
 }
 
+/** CRM methods answer a missing object with an empty code and "Not found" (crm-deal-get.md). */
+function isNotFound(error: unknown): boolean {
+  return (
+    error instanceof Bitrix24ApiError &&
+    (error.bitrixCode === '' || error.bitrixCode === 'NOT_FOUND') &&
+    /not found/i.test(error.description)
+  );
+}
+
 /**
  * Example of the whole pattern: event → fetch → upsert → done. Bitrix24 sends only the changed
  * deal's ID, so the handler fetches the deal with the portal client and keeps the latest copy in
@@ -57,7 +66,7 @@ export class DealCopyHandler {
           return;
         }
         // Deleted since the event was raised: the copy says so.
-        if (!(error instanceof Bitrix24ApiError && error.bitrixCode === 'NOT_FOUND')) throw error;
+        if (!isNotFound(error)) throw error;
       }
     }
     await this.dataSource.query(

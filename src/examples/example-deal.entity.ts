@@ -27,7 +27,7 @@ export class ExampleDealEntity {
   @Column({ name: 'fields', type: 'jsonb' })
   fields: Record<string, unknown>;
 
-  /** The deal was deleted in Bitrix24 (ONCRMDEALDELETE, or crm.deal.get answered NOT_FOUND). */
+  /** The deal was deleted in Bitrix24 (ONCRMDEALDELETE, or crm.deal.get answered "Not found"). */
   @Column({ name: 'deleted', type: 'boolean', default: false })
   deleted: boolean;
 

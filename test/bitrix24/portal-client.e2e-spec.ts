@@ -109,7 +109,7 @@ describe('Bitrix24Client.forPortal: the client vendor handlers use', () => {
     expect(Object.keys(answer.result)).toHaveLength(119);
     expect(answer.result[`deal_${ids[0]}`]).toMatchObject({ ID: String(ids[0]) });
     expect(Object.keys(answer.errors)).toEqual(['missing']);
-    expect(answer.errors.missing.error).toBe('NOT_FOUND');
+    expect(answer.errors.missing).toMatchObject({ error: '', error_description: 'Not found' });
   });
 
   it('writes carry the auth_connector, so our own changes do not come back as offline events', async () => {
@@ -198,7 +198,8 @@ describe('Bitrix24Client.forPortal: the client vendor handlers use', () => {
       .call('crm.deal.get', { id: 424242 })
       .catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(Bitrix24ApiError);
-    expect((failure as Bitrix24ApiError).bitrixCode).toBe('NOT_FOUND');
+    expect((failure as Bitrix24ApiError).bitrixCode).toBe('');
+    expect((failure as Bitrix24ApiError).description).toBe('Not found');
   });
 
   it('classifies methods by what they do to the portal', () => {

@@ -40,11 +40,11 @@ export class PortalRestApi {
     if (drains) portal.counters.offlineGetStarted();
     try {
       const answer = await this.process(portal, method, methods, params, authorizationHeader);
-      if (answer !== 'withheld') record.outcome = errorCodeOf(answer.body) ?? 'ok';
+      if (answer !== 'withheld') record.outcome = outcomeOf(errorCodeOf(answer.body));
       return answer;
     } catch (error) {
       if (error instanceof RestError) {
-        record.outcome = error.code;
+        record.outcome = outcomeOf(error.code);
         return { status: error.httpStatus, body: error.toEnvelope() };
       }
       throw error;
@@ -99,4 +99,9 @@ export class PortalRestApi {
 function errorCodeOf(body: unknown): string | undefined {
   const error = (body as { error?: unknown } | null)?.error;
   return typeof error === 'string' ? error : undefined;
+}
+
+/** 'ok', the error code, or 'error' for an error without one (CRM's "Not found"). */
+function outcomeOf(code: string | undefined): string {
+  return code === undefined ? 'ok' : code || 'error';
 }

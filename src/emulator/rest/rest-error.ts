@@ -61,5 +61,6 @@ export const restErrors = {
     new RestError('ERROR_BATCH_LENGTH_EXCEEDED', 'Max batch length exceeded', 400),
   batchMethodNotAllowed: () =>
     new RestError('ERROR_BATCH_METHOD_NOT_ALLOWED', 'Method is not allowed for batch usage', 405),
-  notFound: () => new RestError('NOT_FOUND', 'Not found', 400),
+  /** CRM methods answer an empty code with the description (crm-deal-get.md, "Error Handling"). */
+  notFound: () => new RestError('', 'Not found', 400),
 };

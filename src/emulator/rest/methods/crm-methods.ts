@@ -88,7 +88,7 @@ export function defaultCrmFields(type: CrmEntityType, now: string): CrmFields {
 }
 
 /** `>=ID`, `!STAGE_ID`, `TITLE`: an operator prefix and a field name. */
-const FILTER_KEY = /^(>=|<=|!=|>|<|=|!|%)?(.+)$/;
+const FILTER_KEY = /^(>=|<=|!=|!@|>|<|=|!|%|@)?(.+)$/;
 
 /** A field value as PHP would compare it as a string. */
 function text(value: unknown): string {
@@ -115,6 +115,9 @@ function matches(record: CrmFields, key: string, expected: unknown): boolean {
       return compare(actual, expected) < 0;
     case '<=':
       return compare(actual, expected) <= 0;
+    case '@':
+      return values.some((value) => compare(actual, value) === 0);
+    case '!@':
     case '!':
     case '!=':
       return values.every((value) => compare(actual, value) !== 0);
