@@ -3,6 +3,7 @@ import { InitialSchema1795704041176 } from './1795704041176-InitialSchema';
 import { DrainRecoveryAndInboxClaims1795704600000 } from './1795704600000-DrainRecoveryAndInboxClaims';
 import { PortalRateBuckets1796300000000 } from './1796300000000-PortalRateBuckets';
 import { ExampleDeals1796300000001 } from './1796300000001-ExampleDeals';
+import { PortalLicenseFamily1796300000002 } from './1796300000002-PortalLicenseFamily';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -10,4 +11,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   DrainRecoveryAndInboxClaims1795704600000,
   PortalRateBuckets1796300000000,
   ExampleDeals1796300000001,
+  PortalLicenseFamily1796300000002,
 ];

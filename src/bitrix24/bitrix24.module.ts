@@ -21,6 +21,6 @@ import { RestCallExecutor } from './rest-call.executor';
     PortalRateLimiter,
     OperatingTimeTracker,
   ],
-  exports: [Bitrix24Client, OAuthClient, InstallerRightsClient],
+  exports: [Bitrix24Client, OAuthClient, InstallerRightsClient, PortalDirectory],
 })
 export class Bitrix24Module {}

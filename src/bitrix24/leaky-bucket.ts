@@ -5,6 +5,9 @@ export interface RateLimit {
   readonly burst: number;
 }
 
+/** Bitrix24's limits by plan (limits.md): Enterprise 5/s with 250 before blocking, others 2/50. */
+export const ENTERPRISE_RATE_LIMIT: RateLimit = { rps: 5, burst: 250 };
+
 /** Milliseconds from a monotonic source. */
 export interface MonotonicClock {
   now(): number;

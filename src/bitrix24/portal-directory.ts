@@ -5,7 +5,7 @@ import type { PortalStatus } from '../portals/portal-status';
 import { PortalStatusService } from '../portals/portal-status.service';
 import { PortalEntity } from '../portals/portal.entity';
 import { PortalNotActiveError } from './bitrix24-api.error';
-import type { RateLimit } from './leaky-bucket';
+import { ENTERPRISE_RATE_LIMIT, type RateLimit } from './leaky-bucket';
 
 /** What a call needs to know about its portal. */
 export interface PortalTarget {
@@ -14,6 +14,11 @@ export interface PortalTarget {
   readonly restBaseUrl: string;
   readonly status: PortalStatus;
   readonly rateLimit: RateLimit;
+}
+
+/** app.info LICENSE_FAMILY of Enterprise plans (`ent`, as in `ent250`, `ent10000`). */
+export function isEnterpriseFamily(family: string | null): boolean {
+  return family !== null && family.toLowerCase().startsWith('ent');
 }
 
 /**
@@ -52,6 +57,11 @@ export class PortalDirectory {
     });
   }
 
+  /** Reads the portal again on its next call (its plan or limits changed). */
+  forget(memberId: string): void {
+    this.entries.delete(memberId);
+  }
+
   /** The portal if calls may go to it; PortalNotActiveError otherwise. */
   async callableTarget(memberId: string): Promise<PortalTarget> {
     const entry = this.lookup(memberId);
@@ -86,11 +96,15 @@ export class PortalDirectory {
         status: true,
         rateLimitRps: true,
         rateLimitBurst: true,
+        licenseFamily: true,
       },
       where: { memberId },
     });
     if (!portal) return null;
-    const defaults = this.config.bitrix24.rateLimit;
+    // A per-portal override wins; else an Enterprise plan's own limit; else the configured one.
+    const defaults = isEnterpriseFamily(portal.licenseFamily)
+      ? ENTERPRISE_RATE_LIMIT
+      : this.config.bitrix24.rateLimit;
     return {
       memberId,
       restBaseUrl: portal.clientEndpoint.replace(/\/+$/, ''),

@@ -3,7 +3,10 @@ import type { Logger } from 'pino';
 import { DataSource, Repository } from 'typeorm';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import type { BoundHandler } from '../bitrix24/bitrix24.types';
+import { PortalDirectory } from '../bitrix24/portal-directory';
+import type { PortalRestClient } from '../bitrix24/portal-rest.client';
 import { AppConfig } from '../config/app-config';
+import { DomainError } from '../errors/domain-error';
 import { AppLogger } from '../logging/app-logger';
 import { BoundEvent, PortalEntity } from './portal.entity';
 import type { DeliveryMode } from './portal-status';
@@ -37,6 +40,7 @@ export class EventBindingService {
     private readonly bitrix24: Bitrix24Client,
     private readonly config: AppConfig,
     appLogger: AppLogger,
+    private readonly directory: PortalDirectory,
   ) {
     this.portals = dataSource.getRepository(PortalEntity);
     this.logger = appLogger.child('event-binding');
@@ -47,6 +51,8 @@ export class EventBindingService {
     // Without rest_offline_extended, event.offline.get refuses clear=0: drains can only be at-most-once.
     const offlineExtended = await portal.featureGet('rest_offline_extended');
     const deliveryMode: DeliveryMode = offlineExtended ? 'exactly-once' : 'at-most-once';
+
+    await this.learnPlan(memberId, portal);
 
     const existing = await portal.eventGet();
     const report: BindingReport = { bound: [], alreadyBound: [], deliveryMode };
@@ -78,6 +84,26 @@ export class EventBindingService {
       'event bindings in place',
     );
     return report;
+  }
+
+  /**
+   * app.info's LICENSE_FAMILY tells an Enterprise portal (5 requests/s, 250 before blocking) from
+   * the others (2/50): the portal's bucket follows its plan without configuration. Learnt at every
+   * bind (install, update, rebind), so a plan change is picked up too; a failure keeps the last
+   * known plan and does not stop the binding.
+   */
+  private async learnPlan(memberId: string, portal: PortalRestClient): Promise<void> {
+    try {
+      const info = await portal.appInfo();
+      const family = typeof info?.LICENSE_FAMILY === 'string' ? info.LICENSE_FAMILY : '';
+      await this.portals.update({ memberId }, { licenseFamily: family.slice(0, 32) });
+      this.directory.forget(memberId);
+    } catch (error) {
+      this.logger.warn(
+        { memberId, code: error instanceof DomainError ? error.code : undefined },
+        'portal plan not read; its rate limit stays as it was',
+      );
+    }
   }
 
   private wantedBindings(): WantedBinding[] {

@@ -71,6 +71,10 @@ export class PortalEntity {
   @Column({ name: 'rate_limit_burst', type: 'integer', nullable: true })
   rateLimitBurst: number | null;
 
+  /** app.info LICENSE_FAMILY (`ent` for Enterprise), read once; null until then. */
+  @Column({ name: 'license_family', type: 'varchar', length: 32, nullable: true })
+  licenseFamily: string | null;
+
   @Column({ name: 'bound_events', type: 'jsonb', default: () => `'[]'` })
   boundEvents: BoundEvent[];
 
