@@ -12,6 +12,8 @@ import type { RestTime } from './bitrix24.types';
  */
 export const OPERATING_LIMIT_SECONDS = 480;
 const WARNING_SHARE = 0.8;
+/** How long a method stays parked when Bitrix24 gave no operating_reset_at: one window slot. */
+const DEFAULT_PARK_MS = 60_000;
 
 export interface OperatingUsage {
   /** `time.operating`: seconds the method ran within the current window. */
@@ -24,6 +26,8 @@ export interface OperatingUsage {
 @Injectable()
 export class OperatingTimeTracker {
   private readonly usageByKey = new Map<string, OperatingUsage & { warned: boolean }>();
+  /** Methods Bitrix24 blocked with OPERATION_TIME_LIMIT, until their window lets go. */
+  private readonly parkedUntilMs = new Map<string, number>();
   private readonly log: Logger;
   private readonly operatingSeconds: Histogram<'method'>;
 
@@ -66,6 +70,35 @@ export class OperatingTimeTracker {
   usage(memberId: string, method: string): OperatingUsage | undefined {
     const usage = this.usageByKey.get(`${memberId}\u0000${method}`);
     return usage && { operatingSeconds: usage.operatingSeconds, resetAtMs: usage.resetAtMs };
+  }
+
+  /**
+   * Bitrix24 answered OPERATION_TIME_LIMIT: the method (only that one, on this portal) is parked
+   * until its `operating_reset_at`, or for a minute when Bitrix24 never sent one. Returns how long.
+   */
+  park(memberId: string, method: string, nowMs = Date.now()): number {
+    const key = `${memberId}\u0000${method}`;
+    const resetAtMs = this.usageByKey.get(key)?.resetAtMs;
+    const untilMs =
+      resetAtMs !== undefined && resetAtMs > nowMs ? resetAtMs : nowMs + DEFAULT_PARK_MS;
+    this.parkedUntilMs.set(key, untilMs);
+    this.log.warn(
+      { memberId, method, parkedSeconds: Math.ceil((untilMs - nowMs) / 1000) },
+      'method blocked by its Bitrix24 operating-time limit: parked until the window resets',
+    );
+    return untilMs - nowMs;
+  }
+
+  /** How much longer the method is parked; 0 when it may be called. */
+  parkedMs(memberId: string, method: string, nowMs = Date.now()): number {
+    const key = `${memberId}\u0000${method}`;
+    const untilMs = this.parkedUntilMs.get(key);
+    if (untilMs === undefined) return 0;
+    if (untilMs <= nowMs) {
+      this.parkedUntilMs.delete(key);
+      return 0;
+    }
+    return untilMs - nowMs;
   }
 
   /** How long until the method's window lets go of its oldest minute; 0 when unknown or past. */

@@ -23,6 +23,12 @@ import { PortalDirectory } from './portal-directory';
 import { PortalRateLimiter } from './portal-rate-limiter';
 import { RetryPolicy } from './retry-policy';
 
+/**
+ * An OPERATION_TIME_LIMIT whose window resets later than this is not retried: the method is parked
+ * and its callers told at once (a drain or a handler comes back later).
+ */
+const MAX_OPERATING_WAIT_MS = 15_000;
+
 /** Refusals: Bitrix24 turned the request away before running it, so repeating it is always safe. */
 const REFUSED_BEFORE_RUNNING = new Set<string>([
   'QUERY_LIMIT_EXCEEDED',
@@ -118,6 +124,17 @@ export class RestCallExecutor implements OnApplicationShutdown {
     let rejectedGeneration: number | undefined;
     for (;;) {
       const target = await this.directory.callableTarget(memberId);
+      const parkedMs = attempts === 0 ? this.operatingTime.parkedMs(memberId, method) : 0;
+      if (parkedMs > 0) {
+        // Blocked by its operating-time limit: only this method waits, nothing is sent.
+        throw new Bitrix24ApiError(
+          'OPERATION_TIME_LIMIT',
+          `parked for ${Math.ceil(parkedMs / 1000)} s more after Bitrix24's operating-time limit`,
+          429,
+          method,
+          'retryable',
+        );
+      }
       const bucket = this.rateLimiter.bucketFor(memberId, target.rateLimit);
       let error: Bitrix24ApiError;
       let generation: number | undefined;
@@ -188,6 +205,12 @@ export class RestCallExecutor implements OnApplicationShutdown {
       }
 
       if (error.bitrixCode === 'QUERY_LIMIT_EXCEEDED') bucket.penalize();
+      if (
+        error.bitrixCode === 'OPERATION_TIME_LIMIT' &&
+        this.operatingTime.park(memberId, method) > MAX_OPERATING_WAIT_MS
+      ) {
+        throw error;
+      }
       const earliestMs =
         error.bitrixCode === 'OPERATION_TIME_LIMIT'
           ? this.operatingTime.msUntilReset(memberId, method)

@@ -100,7 +100,7 @@ describe('Bitrix24 errors and what the client does about each', () => {
       });
     });
 
-    it('retries OPERATION_TIME_LIMIT on that method only, then gives up', async () => {
+    it('parks a method blocked by OPERATION_TIME_LIMIT until its window resets; other methods go on', async () => {
       const portal = await installPortalDirectly(h.emulator, h.app);
       await h.emulator.control.setFaults(portal.memberId, {
         operatingLimitSeconds: 0,
@@ -110,11 +110,16 @@ describe('Bitrix24 errors and what the client does about each', () => {
       const client = restClient(h.app, portal.memberId);
       await client.appInfo();
 
+      // The window (operating_reset_at of the last answer) resets minutes from now: not retried.
       const failure = await failureOf(client.appInfo());
-
       expect(failure).toMatchObject({ bitrixCode: 'OPERATION_TIME_LIMIT', category: 'retryable' });
-      const stats = await h.emulator.control.stats(portal.memberId);
-      expect(stats.restCalls['app.info']).toBe(1 + 3);
+      expect((await h.emulator.control.stats(portal.memberId)).restCalls['app.info']).toBe(1 + 1);
+
+      // Parked: the next call of that method is answered here, nothing goes to Bitrix24.
+      const parked = await failureOf(client.appInfo());
+      expect(parked).toMatchObject({ bitrixCode: 'OPERATION_TIME_LIMIT', category: 'retryable' });
+      expect((await h.emulator.control.stats(portal.memberId)).restCalls['app.info']).toBe(1 + 1);
+
       await expect(client.featureGet('rest_offline_extended')).resolves.toBe(true);
     }, 30_000);
   });
