@@ -87,4 +87,14 @@ describe('loadConfig', () => {
     });
     expect(problems).toHaveLength(6);
   });
+
+  it('keeps each portal bucket in Postgres unless told memory, and refuses other stores', () => {
+    expect(loadConfig(VALID).bitrix24.rateLimitStore).toBe('postgres');
+    expect(
+      loadConfig({ ...VALID, BITRIX24_RATE_LIMIT_STORE: 'memory' }).bitrix24.rateLimitStore,
+    ).toBe('memory');
+    expect(problemsOf({ ...VALID, BITRIX24_RATE_LIMIT_STORE: 'redis' })).toEqual([
+      expect.stringContaining('BITRIX24_RATE_LIMIT_STORE'),
+    ]);
+  });
 });
