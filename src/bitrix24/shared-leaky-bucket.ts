@@ -37,19 +37,24 @@ export class SharedLeakyBucket implements PortalBucket {
 
   async acquire(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw signal.reason as Error;
-    const interval = 1000 / this.limit.rps;
-    const rows: { wait_ms: number | string }[] = await this.dataSource.query(RESERVE_SQL, [
-      this.memberId,
-      interval,
-      bucketCapacity(this.limit) * interval,
-    ]);
-    const waitMs = Number(rows[0]?.wait_ms ?? 0);
+    const waitMs = await this.reserve();
     if (waitMs <= 0) return;
     try {
       await sleep(Math.ceil(waitMs), undefined, { signal });
     } catch {
       throw signal?.reason as Error;
     }
+  }
+
+  /** Takes the next slot; how long (ms) until it may go, 0 or less for at once. */
+  async reserve(): Promise<number> {
+    const interval = 1000 / this.limit.rps;
+    const rows: { wait_ms: number | string }[] = await this.dataSource.query(RESERVE_SQL, [
+      this.memberId,
+      interval,
+      bucketCapacity(this.limit) * interval,
+    ]);
+    return Number(rows[0]?.wait_ms ?? 0);
   }
 
   penalize(): void {
