@@ -20,6 +20,10 @@ import {
 
 const EVENTS_PER_PORTAL = 100;
 const SIZES = (process.env.BENCH_FLEET_PORTALS ?? '100,1000').split(',').map(Number);
+/** BENCH_RATE_LIMIT_STORE=memory runs the same fleet on the in-process buckets, for comparison. */
+const STORE = process.env.BENCH_RATE_LIMIT_STORE
+  ? { BITRIX24_RATE_LIMIT_STORE: process.env.BENCH_RATE_LIMIT_STORE }
+  : {};
 
 function memoryKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -73,7 +77,12 @@ async function runFleet(portals: number): Promise<FleetResult> {
     const server = await startAppProcess({
       databaseUrl: database.url,
       port,
-      env: { LOG_LEVEL: 'warn', BITRIX24_OAUTH_URL: emulator.url, POLL_INTERVAL_SECONDS: '0' },
+      env: {
+        LOG_LEVEL: 'warn',
+        BITRIX24_OAUTH_URL: emulator.url,
+        POLL_INTERVAL_SECONDS: '0',
+        ...STORE,
+      },
     });
     try {
       const idleRss = memoryKiB(server.pid, 'VmRSS');
