@@ -1,9 +1,11 @@
 import type { MigrationInterface } from 'typeorm';
 import { InitialSchema1795704041176 } from './1795704041176-InitialSchema';
 import { DrainRecoveryAndInboxClaims1795704600000 } from './1795704600000-DrainRecoveryAndInboxClaims';
+import { PortalUserTokens1796400000000 } from './1796400000000-PortalUserTokens';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
   InitialSchema1795704041176,
   DrainRecoveryAndInboxClaims1795704600000,
+  PortalUserTokens1796400000000,
 ];

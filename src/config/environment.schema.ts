@@ -264,4 +264,12 @@ export class EnvironmentSchema {
 
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL = 'info';
+
+  @IsOptional()
+  @Matches(BASE64_32_BYTES, { message: 'APP_SESSION_KEY must be base64 of exactly 32 bytes' })
+  APP_SESSION_KEY?: string;
+
+  @IsOptional()
+  @IsString()
+  APP_UI_DIR?: string;
 }
