@@ -1,5 +1,5 @@
 import { installPortalDirectly, type DirectlyInstalledPortal } from '../support/portal-fixtures';
-import { startHarness, type Harness } from '../webhooks/webhook-harness';
+import { installViaEvent, startHarness, type Harness } from '../webhooks/webhook-harness';
 import { me, postFrame } from './app-frame-harness';
 
 describe('POST /bitrix24/app and /app-api/me', () => {
@@ -176,5 +176,24 @@ describe('POST /bitrix24/app and /app-api/me', () => {
     expect(rows[0].refresh_token).not.toContain(frame.form.REFRESH_ID);
     expect(rows[0].access_token).toMatch(/^v1:/);
     expect(harness.app.logs.join('\n')).not.toContain(frame.form.AUTH_ID);
+  });
+
+  it("wipes the users' chains when the portal is uninstalled", async () => {
+    const other = await installViaEvent(harness);
+    const frame = await harness.emulator.control.openAppFrame(other.memberId, { userId: 4 });
+    expect((await postFrame(harness, frame)).status).toBe(200);
+    const count = async (): Promise<number> =>
+      Number(
+        (
+          await harness.sql.query<{ count: string }>(
+            `SELECT count(*) FROM portal_user_tokens WHERE member_id = $1`,
+            [other.memberId],
+          )
+        ).rows[0].count,
+      );
+    expect(await count()).toBe(1);
+    const { delivered } = await harness.emulator.control.uninstall(other.memberId);
+    expect(delivered.every((event) => event.status === 200)).toBe(true);
+    expect(await count()).toBe(0);
   });
 });
