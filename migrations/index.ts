@@ -4,6 +4,7 @@ import { DrainRecoveryAndInboxClaims1795704600000 } from './1795704600000-DrainR
 import { PortalRateBuckets1796300000000 } from './1796300000000-PortalRateBuckets';
 import { ExampleDeals1796300000001 } from './1796300000001-ExampleDeals';
 import { PortalLicenseFamily1796300000002 } from './1796300000002-PortalLicenseFamily';
+import { PortalUserTokens1796400000000 } from './1796400000000-PortalUserTokens';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -12,4 +13,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   PortalRateBuckets1796300000000,
   ExampleDeals1796300000001,
   PortalLicenseFamily1796300000002,
+  PortalUserTokens1796400000000,
 ];

@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AdminModule } from './admin/admin.module';
+import { AppFrameModule } from './app-frame/app-frame.module';
 import { Bitrix24Module } from './bitrix24/bitrix24.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
@@ -47,6 +48,7 @@ export class AppModule {
         OfflineQueueModule,
         WebhooksModule,
         ...(options.config.inbox.exampleHandlers ? [ExampleDealCopyModule] : []),
+        AppFrameModule,
       ],
     };
   }

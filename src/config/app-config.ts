@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
 import { EnvironmentSchema } from './environment.schema';
@@ -45,6 +46,7 @@ export class AppConfig {
   };
   readonly admin: { token: string | undefined; maxFailedAttemptsPerMinute: number };
   readonly tokenEncryption: { key: string | undefined; oldKeys: readonly string[] };
+  readonly appFrame: { sessionKey: string | undefined; uiDir: string };
 
   constructor(values: Omit<AppConfig, 'eventHandlerUrl'>) {
     Object.assign(this, values);
@@ -133,6 +135,10 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     tokenEncryption: {
       key: schema.TOKEN_ENCRYPTION_KEY,
       oldKeys: schema.TOKEN_ENCRYPTION_OLD_KEYS?.split(',') ?? [],
+    },
+    appFrame: {
+      sessionKey: schema.APP_SESSION_KEY,
+      uiDir: path.resolve(schema.APP_UI_DIR ?? 'public/app'),
     },
   });
 }

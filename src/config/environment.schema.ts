@@ -271,4 +271,12 @@ export class EnvironmentSchema {
    */
   @IsIn(['postgres', 'memory'])
   BITRIX24_RATE_LIMIT_STORE: 'postgres' | 'memory' = 'postgres';
+
+  @IsOptional()
+  @Matches(BASE64_32_BYTES, { message: 'APP_SESSION_KEY must be base64 of exactly 32 bytes' })
+  APP_SESSION_KEY?: string;
+
+  @IsOptional()
+  @IsString()
+  APP_UI_DIR?: string;
 }

@@ -1,5 +1,7 @@
 import type {
+  AppFrameForm,
   AuthorizationCodeRequest,
+  OpenAppFrameRequest,
   AuthorizationCodeResult,
   ClockState,
   ControlErrorBody,
@@ -119,6 +121,11 @@ export class EmulatorControlClient {
     request: AuthorizationCodeRequest = {},
   ): Promise<AuthorizationCodeResult> {
     return this.send('POST', `${portalPath(memberId)}/authorization-codes`, request);
+  }
+
+  /** A user opens the app (or a placement): the form to POST to the app's URL. */
+  openAppFrame(memberId: string, request: OpenAppFrameRequest = {}): Promise<AppFrameForm> {
+    return this.send('POST', `${portalPath(memberId)}/app-frames`, request);
   }
 
   /** Runs a REST method as a user in the portal UI (no app context), e.g. crm.deal.update. */

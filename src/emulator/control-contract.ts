@@ -234,3 +234,38 @@ export interface SeedDealsResult {
   /** IDs of the stored deals, in order. */
   readonly ids: readonly number[];
 }
+
+/**
+ * `POST /_emulator/portals/:memberId/app-frames`: a user opens the app (or one of its placements).
+ * The answer is the form and query a browser posts to the app's URL inside Bitrix24's iframe.
+ */
+export interface OpenAppFrameRequest {
+  /** Default 1, the admin who installed the app. */
+  readonly userId?: number;
+  /** Whether that user is a portal admin (default: unchanged; user 1 is an admin). */
+  readonly admin?: boolean;
+  /** Default 'DEFAULT' (the app's main page). */
+  readonly placement?: string;
+  /** Sent as JSON; omitted, the form carries the string "undefined" as Bitrix24 does. */
+  readonly placementOptions?: Readonly<Record<string, unknown>>;
+}
+
+export interface AppFrameForm {
+  readonly form: {
+    readonly AUTH_ID: string;
+    readonly AUTH_EXPIRES: string;
+    readonly REFRESH_ID: string;
+    readonly SERVER_ENDPOINT: string;
+    readonly APPLICATION_TOKEN: string;
+    readonly member_id: string;
+    readonly status: AppStatus;
+    readonly PLACEMENT: string;
+    readonly PLACEMENT_OPTIONS: string;
+  };
+  readonly query: {
+    readonly DOMAIN: string;
+    readonly PROTOCOL: string;
+    readonly LANG: string;
+    readonly APP_SID: string;
+  };
+}

@@ -34,6 +34,8 @@ interface WantedBinding {
 export class EventBindingService {
   private readonly portals: Repository<PortalEntity>;
   private readonly logger: Logger;
+  /** Further install/rebind steps (placements), run after the events are bound. */
+  private readonly steps: ((memberId: string) => Promise<unknown>)[] = [];
 
   constructor(
     dataSource: DataSource,
@@ -44,6 +46,11 @@ export class EventBindingService {
   ) {
     this.portals = dataSource.getRepository(PortalEntity);
     this.logger = appLogger.child('event-binding');
+  }
+
+  /** Adds a step run after every bind of a portal (install, rebind). */
+  addStep(step: (memberId: string) => Promise<unknown>): void {
+    this.steps.push(step);
   }
 
   async bind(memberId: string): Promise<BindingReport> {
@@ -83,6 +90,7 @@ export class EventBindingService {
       },
       'event bindings in place',
     );
+    for (const step of this.steps) await step(memberId);
     return report;
   }
 

@@ -34,6 +34,7 @@ import { TokenVault } from './token-vault.service';
     TokenKeepAlive,
     InstallationService,
     EventBindingService,
+    TokenCipher,
   ],
 })
 export class PortalsModule {}

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -32,6 +32,11 @@ export class TokenCipher {
       this.keys.set(keyIdOf(key), key);
     }
     this.currentKeyId = keyIdOf(currentKey);
+  }
+
+  /** A key for another purpose (e.g. signing sessions), derived from the current key. */
+  deriveKey(purpose: string): Buffer {
+    return createHmac('sha256', this.keys.get(this.currentKeyId)!).update(purpose).digest();
   }
 
   encrypt(plaintext: string, context: string): string {

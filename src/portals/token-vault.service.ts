@@ -210,6 +210,11 @@ export class TokenVault implements BeforeApplicationShutdown {
        WHERE "member_id" = $1`,
       [memberId],
     );
+    // Users' own chains from the app frame go with the portal's.
+    await (manager ?? this.dataSource.manager).query(
+      `DELETE FROM "portal_user_tokens" WHERE "member_id" = $1`,
+      [memberId],
+    );
     this.cache.delete(memberId);
     this.log.info({ memberId }, 'token chain wiped');
   }

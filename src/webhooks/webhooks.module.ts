@@ -8,5 +8,6 @@ import { InstallController } from './install.controller';
 @Module({
   controllers: [InstallController, EventsController],
   providers: [EventVerifier, EventWebhookService],
+  exports: [EventVerifier],
 })
 export class WebhooksModule {}

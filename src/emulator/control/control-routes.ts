@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type {
   AuthorizationCodeRequest,
+  OpenAppFrameRequest,
   ClockAdvanceRequest,
   CreatePortalRequest,
   EnqueueOfflineEventsRequest,
@@ -101,6 +102,12 @@ const schemas = {
     },
     ['method'],
   ),
+  openAppFrame: object({
+    userId: { type: 'integer', minimum: 1 },
+    admin: boolean,
+    placement: { type: 'string', minLength: 1, maxLength: 100 },
+    placementOptions: { type: 'object' },
+  }),
   clockAdvance: object({ seconds: { type: 'number', minimum: 0 } }, ['seconds']),
   tokensQuery: object({ memberId: { type: 'string', minLength: 1 } }),
   seedDeals: object({
@@ -201,6 +208,11 @@ export async function registerControlRoutes(
         '/portals/:memberId/user-actions',
         { schema: { params: memberIdParams, body: schemas.userAction } },
         async (request) => control.userAction(request.params.memberId, request.body),
+      );
+      routes.post<{ Params: MemberIdParams; Body: OpenAppFrameRequest }>(
+        '/portals/:memberId/app-frames',
+        { schema: { params: memberIdParams, body: schemas.openAppFrame } },
+        async (request) => control.openAppFrame(request.params.memberId, request.body),
       );
       routes.get<{ Querystring: { memberId?: string } }>(
         '/tokens',

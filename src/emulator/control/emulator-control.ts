@@ -1,4 +1,6 @@
 import type {
+  AppFrameForm,
+  OpenAppFrameRequest,
   AuthorizationCodeRequest,
   AuthorizationCodeResult,
   ClockAdvanceRequest,
@@ -290,6 +292,42 @@ export class EmulatorControl {
       scope: this.emulator.options.scope,
     });
     return { code, expiresIn: AUTHORIZATION_CODE_LIFETIME_SECONDS };
+  }
+
+  /** A user opens the app: a fresh chain for that user and the frame form Bitrix24 posts. */
+  openAppFrame(memberId: string, request: OpenAppFrameRequest): AppFrameForm {
+    const portal = this.portal(memberId);
+    if (!portal.hasApp) throw new ControlError(409, 'NOT_INSTALLED', 'The app is not installed');
+    const userId = request.userId ?? INSTALLING_ADMIN_ID;
+    if (request.admin !== undefined) portal.setUser(userId, request.admin);
+    const tokens = this.emulator.tokens.issue({
+      memberId: portal.memberId,
+      userId,
+      installation: portal.installation,
+      scope: this.emulator.options.scope,
+    });
+    return {
+      form: {
+        AUTH_ID: tokens.accessToken,
+        AUTH_EXPIRES: String(this.emulator.tokens.accessLifetimeSeconds),
+        REFRESH_ID: tokens.refreshToken,
+        SERVER_ENDPOINT: this.emulator.serverEndpoint,
+        APPLICATION_TOKEN: portal.applicationToken,
+        member_id: portal.memberId,
+        status: portal.settings.appStatus,
+        PLACEMENT: request.placement ?? 'DEFAULT',
+        PLACEMENT_OPTIONS:
+          request.placementOptions === undefined
+            ? 'undefined'
+            : JSON.stringify(request.placementOptions),
+      },
+      query: {
+        DOMAIN: portal.domain,
+        PROTOCOL: '0',
+        LANG: 'en',
+        APP_SID: randomLowercaseAlphanumerics(32),
+      },
+    };
   }
 
   /** A user acts in the portal's own UI: no app context, no rate limit, no faults, no loop rule. */

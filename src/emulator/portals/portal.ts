@@ -1,6 +1,7 @@
 import type { Clock } from '../clock';
 import { CrmRecords } from '../crm/crm-records';
 import { EventBindings } from '../events/event-bindings';
+import { PlacementBindings } from './placement-bindings';
 import { OfflineQueue } from '../offline-queue/offline-queue';
 import {
   ENTERPRISE_PLAN_LIMIT,
@@ -89,6 +90,7 @@ export const INSTALLING_ADMIN_ID = 1;
 export class Portal {
   readonly queue: OfflineQueue;
   readonly bindings = new EventBindings();
+  readonly placements = new PlacementBindings();
   readonly crm = new CrmRecords();
   readonly rateLimiter: LeakyBucket;
   readonly operatingTime: OperatingTimeMeter;
@@ -170,6 +172,7 @@ export class Portal {
   uninstall(): void {
     this.state = 'uninstalled';
     this.bindings.removeAll();
+    this.placements.removeAll();
     this.queue.removeAll();
   }
 

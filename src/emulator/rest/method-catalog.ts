@@ -3,6 +3,7 @@ import { appMethods } from './methods/app-methods';
 import { crmMethods } from './methods/crm-methods';
 import { eventMethods } from './methods/event-methods';
 import { offlineEventMethods } from './methods/offline-event-methods';
+import { placementMethods } from './methods/placement-methods';
 import type { RestMethod } from './rest-method';
 
 /** Every REST method the emulated portal answers, by lower-case name. */
@@ -12,6 +13,7 @@ export const REST_METHODS: ReadonlyMap<string, RestMethod> = new Map(
     ...offlineEventMethods,
     ...appMethods,
     ...crmMethods,
+    ...placementMethods,
     batch: batchMethod,
   }),
 );

@@ -14,6 +14,8 @@ export const appMethods: Readonly<Record<string, RestMethod>> = {
   profile: { scope: null, run: describeProfile },
   // Scope `basic`, which every app has; any user may ask about themselves.
   'user.admin': { scope: null, run: describeAdminRights },
+  // Scope `user_brief` or `basic`: the calling user's own record.
+  'user.current': { scope: null, run: describeCurrentUser },
 };
 
 function describeApp(call: MethodCall): MethodOutcome {
@@ -66,4 +68,18 @@ function describeProfile(call: MethodCall): MethodOutcome {
 
 function describeAdminRights(call: MethodCall): MethodOutcome {
   return { result: call.caller.isAdmin };
+}
+
+function describeCurrentUser(call: MethodCall): MethodOutcome {
+  const { userId, isAdmin } = call.caller;
+  return {
+    result: {
+      ID: String(userId),
+      ACTIVE: true,
+      NAME: isAdmin ? 'Portal' : 'User',
+      LAST_NAME: isAdmin ? 'Administrator' : String(userId),
+      EMAIL: `user${userId}@${call.portal.domain}`,
+      TIME_ZONE_OFFSET: PORTAL_UTC_OFFSET_SECONDS,
+    },
+  };
 }
