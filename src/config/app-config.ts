@@ -29,6 +29,10 @@ export class AppConfig {
     pollIntervalSeconds: number;
     concurrency: number;
     leaseSeconds: number;
+    /** A failed pass is retried after a jittered delay from this base, doubling per failure. */
+    retryBaseMs: number;
+    /** The longest wait between retries of a portal that keeps failing. */
+    retryCapMs: number;
     /** Test-only fault hook (`<point>:<page>`): the drain stops there so a test can SIGKILL it. */
     testPauseAt: string | undefined;
   };
@@ -114,6 +118,8 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       pollIntervalSeconds: schema.POLL_INTERVAL_SECONDS,
       concurrency: schema.DRAIN_CONCURRENCY,
       leaseSeconds: schema.DRAIN_LEASE_SECONDS,
+      retryBaseMs: schema.DRAIN_RETRY_BASE_MS,
+      retryCapMs: Math.max(schema.DRAIN_RETRY_CAP_MS, schema.DRAIN_RETRY_BASE_MS),
       testPauseAt: schema.DRAIN_TEST_PAUSE_AT,
     },
     inbox: {

@@ -170,6 +170,18 @@ export class EnvironmentSchema {
 
   @Transform(toInt)
   @IsInt()
+  @Min(10)
+  @Max(600_000)
+  DRAIN_RETRY_BASE_MS = 500;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  DRAIN_RETRY_CAP_MS = 60_000;
+
+  @Transform(toInt)
+  @IsInt()
   @Min(1)
   @Max(100)
   INBOX_MAX_ATTEMPTS = 8;

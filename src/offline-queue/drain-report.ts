@@ -15,4 +15,6 @@ export interface DrainReport {
   deliveryMode: DeliveryMode;
   durationMs: number;
   error?: string;
+  /** After a failed pass: the wait before its retry (jittered, growing with each failure). */
+  retryInMs?: number;
 }

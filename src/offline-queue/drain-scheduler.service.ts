@@ -200,6 +200,7 @@ export class DrainScheduler implements OnModuleDestroy {
         return { ...this.stoppedReport(memberId), error: String(error) };
       })
       .then((report) => {
+        const retryInMs = report.retryInMs ?? null;
         this.runningCount -= 1;
         slot.emptyFollowUps =
           followingUp && report.events === 0 && report.recoveredBatches === 0
@@ -207,7 +208,9 @@ export class DrainScheduler implements OnModuleDestroy {
             : 0;
         for (const resolve of slot.servedByCurrent) resolve(report);
         slot.servedByCurrent = [];
-        if (!this.stopping && slot.waitingForNext.length > 0) {
+        if (!this.stopping && retryInMs !== null && slot.waitingForNext.length === 0) {
+          this.retry(memberId, slot, retryInMs);
+        } else if (!this.stopping && slot.waitingForNext.length > 0) {
           slot.state = 'queued';
           this.queue.unshift(memberId); // a runNow() waiter goes first
         } else if (!this.stopping && slot.again) {
@@ -220,6 +223,18 @@ export class DrainScheduler implements OnModuleDestroy {
         }
         this.pump();
       });
+  }
+
+  /** The retry of a failed pass: it waits outside the concurrency bound, so others go on. */
+  private retry(memberId: string, slot: PortalSlot, wait: number): void {
+    slot.state = 'cooling';
+    slot.again = false;
+    slot.timer = setTimeout(() => {
+      slot.state = 'queued';
+      this.queue.push(memberId);
+      this.pump();
+    }, wait);
+    slot.timer.unref();
   }
 
   /**

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Counter, Histogram } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { MetricsRegistry } from '../metrics/metrics.registry';
+import { TROUBLE_AFTER_FAILURES } from './drain-retry';
 
 const STALENESS_CACHE_MS = 5000;
 
@@ -57,6 +58,15 @@ export class DrainMetrics {
       [],
       [0.5, 1, 2, 5, 15, 60, 300, 1800, 7200],
     );
+    const inTrouble = (): Promise<number> => this.portalsInTrouble();
+    metrics.gauge(
+      'offline_queue_portals_in_trouble',
+      `Portals whose last ${TROUBLE_AFTER_FAILURES} or more drain passes in a row failed (all replicas)`,
+      [],
+      async function () {
+        this.set(await inTrouble());
+      },
+    );
     const read = (): Promise<number> => this.stalestPortalAge();
     metrics.gauge(
       'offline_queue_stalest_portal_seconds',
@@ -66,6 +76,14 @@ export class DrainMetrics {
         this.set(await read());
       },
     );
+  }
+
+  private async portalsInTrouble(): Promise<number> {
+    const [row]: { count: number }[] = await this.dataSource.query(
+      `SELECT count(*)::int AS count FROM offline_queue_states WHERE consecutive_failures >= $1`,
+      [TROUBLE_AFTER_FAILURES],
+    );
+    return row?.count ?? 0;
   }
 
   private stalestPortalAge(): Promise<number> {

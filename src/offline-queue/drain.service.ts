@@ -14,6 +14,7 @@ import type { DeliveryMode, PortalStatus } from '../portals/portal-status';
 import { DrainLease, DrainLeaseService, PreviousDrain } from './drain-lease.service';
 import { DrainLedger } from './drain-ledger.service';
 import { DrainPausePoint } from './drain-pause-point';
+import { retryDelayMs, TROUBLE_AFTER_FAILURES } from './drain-retry';
 import type { DrainOutcome, DrainReport } from './drain-report';
 import { DrainMetrics } from './drain.metrics';
 import {
@@ -65,6 +66,7 @@ function batchCommandError(method: string, body: RestErrorBody): Bitrix24ApiErro
 export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown {
   private readonly log: Logger;
   private readonly pageSize: number;
+  private readonly retry: { baseMs: number; capMs: number };
   private readonly running = new Map<string, { lease: DrainLease; done: Promise<unknown> }>();
   private stopping = false;
   private stopRequestedAt = 0;
@@ -81,6 +83,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
   ) {
     this.log = appLogger.child('offline-queue');
     this.pageSize = config.drain.pageSize;
+    this.retry = { baseMs: config.drain.retryBaseMs, capMs: config.drain.retryCapMs };
   }
 
   async drainPortal(memberId: string): Promise<DrainReport> {
@@ -138,7 +141,56 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
         done();
       }
     }
+    report.retryInMs = await this.recordOutcome(report);
     return this.finish(report, report.outcome, startedAt);
+  }
+
+  /**
+   * Keeps the portal's run of failures in offline_queue_states: a failed pass adds one and sets
+   * when the retry is due; a pass that drained clears it. Answers the wait before the retry, or
+   * undefined when no retry is due. Shutdown and busy/inactive outcomes change nothing.
+   */
+  private async recordOutcome(report: DrainReport): Promise<number | undefined> {
+    try {
+      if (report.outcome === 'drained') {
+        await this.dataSource.query(
+          `UPDATE offline_queue_states
+           SET consecutive_failures = 0, next_attempt_at = NULL, last_error = NULL
+           WHERE member_id = $1 AND (consecutive_failures <> 0 OR next_attempt_at IS NOT NULL)`,
+          [report.memberId],
+        );
+        return undefined;
+      }
+      if (report.outcome !== 'failed' || this.stopping) return undefined;
+      if (report.error === new DrainStoppingError().message) return undefined;
+      const [row]: { consecutive_failures: number }[] = await this.dataSource.query(
+        `INSERT INTO offline_queue_states (member_id, consecutive_failures, last_error)
+         VALUES ($1, 1, $2)
+         ON CONFLICT (member_id) DO UPDATE
+           SET consecutive_failures = offline_queue_states.consecutive_failures + 1,
+               last_error = EXCLUDED.last_error
+         RETURNING consecutive_failures`,
+        [report.memberId, (report.error ?? 'unknown error').slice(0, 1000)],
+      );
+      const failures = row.consecutive_failures;
+      const wait = retryDelayMs(failures, this.retry.baseMs, this.retry.capMs);
+      await this.dataSource.query(
+        `UPDATE offline_queue_states SET next_attempt_at = now() + $2 * interval '1 millisecond'
+         WHERE member_id = $1`,
+        [report.memberId, wait],
+      );
+      if (failures === TROUBLE_AFTER_FAILURES) {
+        this.log.warn(
+          { memberId: report.memberId, failures },
+          'portal in trouble: drains keep failing',
+        );
+      }
+      return wait;
+    } catch (error) {
+      // The database is away: retry at the cap rather than not at all.
+      this.log.warn({ err: error, memberId: report.memberId }, 'drain retry state not stored');
+      return report.outcome === 'failed' ? this.retry.capMs : undefined;
+    }
   }
 
   onModuleDestroy(): void {

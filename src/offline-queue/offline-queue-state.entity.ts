@@ -48,4 +48,16 @@ export class OfflineQueueStateEntity {
 
   @Column({ name: 'total_drained_events', type: 'bigint', default: 0 })
   totalDrainedEvents: string;
+
+  /** Drain passes in a row that failed; 0 after a pass that did not fail. */
+  @Column({ name: 'consecutive_failures', type: 'integer', default: 0 })
+  consecutiveFailures: number;
+
+  /** When the retry of a failed pass is due (null: no retry pending). */
+  @Column({ name: 'next_attempt_at', type: 'timestamptz', nullable: true })
+  nextAttemptAt: Date | null;
+
+  /** The error of the last failed pass, kept until a pass succeeds. */
+  @Column({ name: 'last_error', type: 'varchar', length: 1000, nullable: true })
+  lastError: string | null;
 }

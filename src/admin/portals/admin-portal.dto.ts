@@ -100,6 +100,25 @@ export class LastDrainDto {
   totalDrainedEvents: number;
 }
 
+export class DrainHealthDto {
+  @ApiProperty({ description: 'Drain passes in a row that failed; 0 after one that drained' })
+  consecutiveFailures: number;
+
+  @ApiProperty({ type: String, nullable: true, description: 'Error of the last failed pass' })
+  lastError: string | null;
+
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'When the retry of the failed pass is due; null when none is pending',
+  })
+  nextAttemptAt: string | null;
+
+  @ApiProperty({ description: 'Five or more failed passes in a row' })
+  inTrouble: boolean;
+}
+
 export class PortalSummaryDto {
   @ApiProperty()
   memberId: string;
@@ -143,6 +162,9 @@ export class PortalSummaryDto {
 
   @ApiProperty({ type: LastDrainDto, nullable: true, description: 'null before the first drain' })
   lastDrain: LastDrainDto | null;
+
+  @ApiProperty({ type: DrainHealthDto })
+  drainHealth: DrainHealthDto;
 }
 
 export class PortalPageDto {

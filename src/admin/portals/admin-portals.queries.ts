@@ -20,6 +20,7 @@ import {
   QueueStateDto,
   StatusChangeDto,
 } from './admin-portal.dto';
+import { TROUBLE_AFTER_FAILURES } from '../../offline-queue/drain-retry';
 import { drainWaitingSince, secondsSince, TokenTimestamps, tokenHealthOf } from './portal-health';
 
 const STATUS_HISTORY_LIMIT = 100;
@@ -207,6 +208,12 @@ export class AdminPortalsQueries {
         health: tokenHealthOf(tokens, now),
       },
       lastDrain: state?.lastDrainStartedAt ? this.lastDrainOf(state) : null,
+      drainHealth: {
+        consecutiveFailures: state?.consecutiveFailures ?? 0,
+        lastError: state?.lastError ?? null,
+        nextAttemptAt: iso(state?.nextAttemptAt ?? null),
+        inTrouble: (state?.consecutiveFailures ?? 0) >= TROUBLE_AFTER_FAILURES,
+      },
     };
   }
 

@@ -75,6 +75,7 @@ const schemas = {
     errorRate: rate,
     latencyMs: { type: 'integer', minimum: 0 },
     timeoutRate: rate,
+    gatewayTimeoutRate: rate,
     overload: boolean,
     portalDeleted: boolean,
     rateLimit: object(

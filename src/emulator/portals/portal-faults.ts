@@ -12,6 +12,11 @@ export interface PortalFaults {
   readonly latencyMs?: number;
   /** Share of requests (0..1) that are carried out but never answered: the answer is lost. */
   readonly timeoutRate?: number;
+  /**
+   * Share of requests (0..1) a gateway in front of the portal answers 502 or 504 with an HTML
+   * page, without running them.
+   */
+  readonly gatewayTimeoutRate?: number;
   /** 503 OVERLOAD_LIMIT. */
   readonly overload?: boolean;
   /** Every REST request of the portal gets PORTAL_DELETED. */

@@ -8,7 +8,10 @@ import type { RestCallRunner } from './call-runner';
 import { RestError, restErrors } from './rest-error';
 
 /** What to send back: a status and envelope, or nothing at all (a lost answer). */
-export type RestAnswer = { readonly status: number; readonly body: unknown } | 'withheld';
+export type RestAnswer =
+  | { readonly status: number; readonly body: unknown }
+  | { readonly status: 502 | 504; readonly html: string }
+  | 'withheld';
 
 /**
  * One HTTP request to a portal's REST endpoint, checked in the portal's order: portal faults,
@@ -40,7 +43,10 @@ export class PortalRestApi {
     if (drains) portal.counters.offlineGetStarted();
     try {
       const answer = await this.process(portal, method, methods, params, authorizationHeader);
-      if (answer !== 'withheld') record.outcome = outcomeOf(errorCodeOf(answer.body));
+      if (answer !== 'withheld') {
+        record.outcome =
+          'html' in answer ? `http_${answer.status}` : outcomeOf(errorCodeOf(answer.body));
+      }
       return answer;
     } catch (error) {
       if (error instanceof RestError) {
@@ -64,6 +70,18 @@ export class PortalRestApi {
     const faulty = methods.some((name, index) => faultsConcern(faults, name, index === 0));
     if (faults.portalDeleted === true) throw restErrors.portalDeleted();
     if (faulty && faults.overload === true) throw restErrors.overload();
+    if (
+      faulty &&
+      faults.gatewayTimeoutRate !== undefined &&
+      Math.random() < faults.gatewayTimeoutRate
+    ) {
+      const status = Math.random() < 0.5 ? 502 : 504;
+      const title = status === 502 ? '502 Bad Gateway' : '504 Gateway Time-out';
+      return {
+        status,
+        html: `<html><head><title>${title}</title></head><body><center><h1>${title}</h1></center><hr><center>nginx</center></body></html>`,
+      };
+    }
     if (!portal.rateLimiter.tryAdd(portal.rateLimit)) {
       portal.counters.rateLimitRefusals++;
       throw restErrors.queryLimitExceeded();

@@ -39,6 +39,12 @@ export function registerPortalRestEndpoint(
         reply.hijack();
         return;
       }
+      if ('html' in answer) {
+        return reply
+          .code(answer.status)
+          .header('content-type', 'text/html; charset=utf-8')
+          .send(answer.html);
+      }
       return reply
         .code(answer.status)
         .header('content-type', 'application/json; charset=utf-8')
