@@ -5,6 +5,7 @@ import { PortalRateBuckets1796300000000 } from './1796300000000-PortalRateBucket
 import { ExampleDeals1796300000001 } from './1796300000001-ExampleDeals';
 import { PortalLicenseFamily1796300000002 } from './1796300000002-PortalLicenseFamily';
 import { PortalUserTokens1796400000000 } from './1796400000000-PortalUserTokens';
+import { InboxRunFencing1796100000000 } from './1796100000000-InboxRunFencing';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -14,4 +15,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   ExampleDeals1796300000001,
   PortalLicenseFamily1796300000002,
   PortalUserTokens1796400000000,
+  InboxRunFencing1796100000000,
 ];

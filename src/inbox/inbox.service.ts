@@ -229,7 +229,8 @@ export class InboxService {
     const repository = this.dataSource.getRepository(StoredEventEntity);
     const [claimed]: [{ id: string }[], number] = await this.dataSource.query(
       `UPDATE stored_events
-       SET attempts = attempts + 1, claim_expires_at = now() + make_interval(secs => $2)
+       SET attempts = attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
+           run_token = nextval('stored_event_run_token_seq')
        WHERE id = $1 AND (claim_expires_at IS NULL OR claim_expires_at <= now())
        RETURNING id`,
       [eventId, this.processor.claimSeconds()],
