@@ -176,4 +176,31 @@ describe('the inbox: one run of an object at a time', () => {
     );
     expect(attemptsAfter[0].count).toBe(attemptsBefore[0].count);
   }, 30_000);
+
+  it('refuses to replay an event ahead of an unfinished earlier event of its object, or alongside a running one', async () => {
+    const [a, b]: { id: string }[] = await dataSource.query(
+      `INSERT INTO stored_events (member_id, source, dedup_key, event_name, ordering_key, status,
+         attempts, next_attempt_at)
+       VALUES ($1, 'online', 'line-a', 'ONCRMDEALUPDATE', 'CRMDEAL:line', 'failed', 1,
+                now() + interval '1 hour'),
+              ($1, 'online', 'line-b', 'ONCRMDEALUPDATE', 'CRMDEAL:line', 'pending', 0,
+                now() + interval '1 hour')
+       RETURNING id`,
+      [memberId],
+    );
+    await expect(inbox.replay(String(b.id))).rejects.toMatchObject({
+      code: 'event_waiting_in_line',
+    });
+    expect(await statusOf(String(b.id))).toBe('pending');
+    // A later event of the object running right now: an earlier one's replay waits for it too.
+    await dataSource.query(
+      `UPDATE stored_events SET claim_expires_at = now() + interval '1 minute' WHERE id = $1`,
+      [b.id],
+    );
+    await dataSource.query(`UPDATE stored_events SET status = 'dead' WHERE id = $1`, [a.id]);
+    await expect(inbox.replay(String(a.id))).rejects.toMatchObject({
+      code: 'event_waiting_in_line',
+    });
+    expect(await statusOf(String(a.id))).toBe('dead');
+  });
 });
