@@ -6,6 +6,7 @@ import { ExampleDeals1796300000001 } from './1796300000001-ExampleDeals';
 import { PortalLicenseFamily1796300000002 } from './1796300000002-PortalLicenseFamily';
 import { PortalUserTokens1796400000000 } from './1796400000000-PortalUserTokens';
 import { DrainRetryBackoff1796200000000 } from './1796200000000-DrainRetryBackoff';
+import { InboxRunFencing1796100000000 } from './1796100000000-InboxRunFencing';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -16,4 +17,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   PortalLicenseFamily1796300000002,
   PortalUserTokens1796400000000,
   DrainRetryBackoff1796200000000,
+  InboxRunFencing1796100000000,
 ];

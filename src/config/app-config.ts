@@ -41,6 +41,7 @@ export class AppConfig {
     concurrency: number;
     retryBaseSeconds: number;
     exampleHandlers: boolean;
+    handlerTimeoutSeconds: number;
   };
   readonly portals: {
     installPendingTimeoutSeconds: number;
@@ -127,6 +128,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       concurrency: schema.INBOX_CONCURRENCY,
       retryBaseSeconds: schema.INBOX_RETRY_BASE_SECONDS,
       exampleHandlers: schema.EXAMPLE_HANDLERS,
+      handlerTimeoutSeconds: schema.INBOX_HANDLER_TIMEOUT_SECONDS,
     },
     portals: {
       installPendingTimeoutSeconds: schema.INSTALL_PENDING_TIMEOUT_SECONDS,

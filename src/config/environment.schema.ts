@@ -199,6 +199,16 @@ export class EnvironmentSchema {
   @Max(3600)
   INBOX_RETRY_BASE_SECONDS = 10;
 
+  /**
+   * A handler still running after this long is told to stop (its event.signal aborts) and the run
+   * counts as failed; its object's next run waits until the handler really ended or its claim lapsed.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  INBOX_HANDLER_TIMEOUT_SECONDS = 60;
+
   /** Registers the example handlers of src/inbox/example-handlers (off by default). */
   @Transform(({ value }: { value: unknown }) =>
     value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : value,

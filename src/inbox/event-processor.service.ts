@@ -1,33 +1,20 @@
 import { Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import type { EventAttemptEntity } from './event-attempt.entity';
-import { HandlerRegistry } from './handler-registry.service';
+import { HandlerRegistry, RegisteredHandler } from './handler-registry.service';
 import type { InboxEvent } from './inbox-event';
 import { InboxMetrics } from './inbox.metrics';
 import { retryDelayMs } from './retry-policy';
 import type { StoredEventEntity } from './stored-event.entity';
 
-/** A handler that has not settled by then counts as failed (its promise is no longer awaited). */
-export const HANDLER_TIMEOUT_MS = 60_000;
 const MAX_ERROR_LENGTH = 2000;
-/** The shortest claim, whatever the handlers: a dead worker's events wait this long at most. */
-export const MIN_CLAIM_SECONDS = 300;
-/** Claim time beyond the handlers themselves: loading the event, recording the run. */
-export const CLAIM_MARGIN_SECONDS = 60;
-
-/**
- * How long a claim must hold so that it outlives a live run of `handlerCount` handlers. They run
- * one after another, each cut off at HANDLER_TIMEOUT_MS, so the claim covers all of them plus a
- * margin; only a run whose process died is ever claimed again (a second, concurrent run of the
- * same event would otherwise start while the first one's handlers still work).
- */
-export function claimSecondsFor(handlerCount: number): number {
-  const handlersSeconds = Math.max(1, handlerCount) * Math.ceil(HANDLER_TIMEOUT_MS / 1000);
-  return Math.max(MIN_CLAIM_SECONDS, handlersSeconds + CLAIM_MARGIN_SECONDS);
-}
+/** A claim lapses this long after its last renewal: a dead worker's events wait this long at most. */
+export const CLAIM_LEASE_SECONDS = 30;
+/** A live run renews its claim this often, so it never lapses while the handlers still work. */
+export const CLAIM_RENEW_MS = 10_000;
 
 export type AttemptOutcome = EventAttemptEntity['outcome'];
 export type AttemptTrigger = EventAttemptEntity['trigger'];
@@ -37,21 +24,35 @@ function describeFailure(error: unknown): string {
   return String(error);
 }
 
-function withTimeout<T>(work: Promise<T>, timeoutMs: number, name: string): Promise<T> {
+type Settled = { ok: true } | { ok: false; error: unknown };
+
+function settle(work: Promise<unknown>): Promise<Settled> {
+  return work.then(
+    () => ({ ok: true }) as const,
+    (error: unknown) => ({ ok: false, error }) as const,
+  );
+}
+
+function delay(ms: number): { done: Promise<'timeout'>; cancel: () => void } {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${name} did not finish within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  const done = new Promise<'timeout'>(
+    (resolve) => (timer = setTimeout(() => resolve('timeout'), ms)),
+  );
+  return { done, cancel: () => clearTimeout(timer) };
+}
+
+/** What the handlers did in one run. */
+interface RunResult {
+  failure: string | null;
+  /** False when a handler outlived its timeout and the grace after it: it may still be running. */
+  ended: boolean;
 }
 
 /**
  * Runs the handlers of one claimed event and records the run: the event's new status and one
  * event_attempts row, in one transaction. The event must have been claimed (its `attempts`
- * already counts this run), which is what fences a run whose claim expired.
+ * already counts this run, its `runToken` is this run's fencing token); every write of the run
+ * checks that token, so a run whose claim was taken over changes nothing.
  */
 @Injectable()
 export class EventProcessor {
@@ -69,17 +70,18 @@ export class EventProcessor {
     this.log = appLogger.child('inbox');
   }
 
-  /**
-   * The claim any event needs: events are claimed before their handlers are looked at, so the
-   * event with the most handlers sets it.
-   */
+  /** How long a claim holds before its next renewal is due; a live run renews it. */
   claimSeconds(): number {
-    return claimSecondsFor(this.registry.mostHandlersOfOneEvent());
+    return CLAIM_LEASE_SECONDS;
   }
 
-  async process(event: StoredEventEntity, trigger: AttemptTrigger): Promise<AttemptOutcome> {
-    const handlers = this.registry.handlersFor(event.eventName);
-    const view: InboxEvent = {
+  /** The one place that builds what a handler receives from a stored event. */
+  buildHandlerEvent(
+    event: StoredEventEntity,
+    trigger: AttemptTrigger,
+    signal: AbortSignal,
+  ): InboxEvent {
+    return {
       id: event.id,
       memberId: event.memberId,
       source: event.source,
@@ -92,24 +94,39 @@ export class EventProcessor {
       receivedAt: event.receivedAt,
       attempt: event.attempts,
       trigger,
+      signal,
     };
+  }
+
+  async process(event: StoredEventEntity, trigger: AttemptTrigger): Promise<AttemptOutcome> {
+    const handlers = this.registry.handlersFor(event.eventName);
+    const token = event.runToken;
+    const controller = new AbortController();
+    let fenced = false;
+    const renewal = setInterval(() => {
+      void this.renewClaim(event.id, token).then(
+        (held) => {
+          if (held || fenced) return;
+          fenced = true;
+          controller.abort(new Error('the claim on this event was taken over by another run'));
+        },
+        (error: unknown) =>
+          this.log.warn({ err: error, eventId: event.id }, 'could not renew the claim on an event'),
+      );
+    }, CLAIM_RENEW_MS);
     const startedAt = new Date();
-    let failure: string | null = null;
-    // Handlers of one event run one after another; the first failure fails the whole run, and a
-    // retry runs them all again (handlers are idempotent by contract).
-    for (const handler of handlers) {
-      try {
-        await withTimeout(
-          Promise.resolve().then(() => handler.run(view)),
-          HANDLER_TIMEOUT_MS,
-          handler.name,
-        );
-      } catch (error) {
-        failure = `${handler.name}: ${describeFailure(error)}`.slice(0, MAX_ERROR_LENGTH);
-        break;
-      }
+    let result: RunResult;
+    try {
+      result = await this.runHandlers(
+        handlers,
+        this.buildHandlerEvent(event, trigger, controller.signal),
+        controller,
+      );
+    } finally {
+      clearInterval(renewal);
     }
     const finishedAt = new Date();
+    const { failure, ended } = result;
     const outcome: AttemptOutcome =
       failure === null
         ? 'processed'
@@ -121,35 +138,20 @@ export class EventProcessor {
         ? retryDelayMs(event.attempts, this.config.inbox.retryBaseSeconds * 1000) / 1000
         : null;
 
-    const current = await this.dataSource.transaction(async (manager) => {
-      const [, updated]: [unknown, number] = await manager.query(
-        `UPDATE stored_events
-         SET status = $3::varchar,
-             last_error = $4,
-             next_attempt_at = CASE WHEN $5::float8 IS NULL THEN NULL
-                                    ELSE now() + make_interval(secs => $5::float8) END,
-             processed_at = CASE WHEN $3::varchar = 'processed' THEN now() ELSE processed_at END,
-             claim_expires_at = NULL
-         WHERE id = $1 AND attempts = $2`,
-        [event.id, event.attempts, outcome, failure, retryInSeconds],
-      );
-      await manager.query(
-        `INSERT INTO event_attempts
-           (event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [
-          event.id,
-          event.attempts,
-          trigger,
-          outcome,
-          handlers.map((handler) => handler.name),
-          failure,
-          startedAt,
-          finishedAt,
-        ],
-      );
-      return updated === 1;
-    });
+    const current = await this.dataSource.transaction((manager) =>
+      this.recordRun(manager, {
+        event,
+        token,
+        trigger,
+        outcome,
+        failure,
+        retryInSeconds,
+        ended,
+        handlers: handlers.map((handler) => handler.name),
+        startedAt,
+        finishedAt,
+      }),
+    );
 
     this.metrics.handlerRuns.inc({ outcome, trigger });
     this.metrics.handlerDuration.observe(
@@ -159,7 +161,7 @@ export class EventProcessor {
     if (!current) {
       this.log.warn(
         { memberId: event.memberId, eventId: event.id, attempt: event.attempts, outcome },
-        'event was claimed again while its handlers ran; this run is recorded but did not set its status',
+        'the claim on this event was taken over while its handlers ran; this run recorded nothing',
       );
     } else if (outcome === 'dead') {
       this.log.error(
@@ -181,6 +183,7 @@ export class EventProcessor {
           attempt: event.attempts,
           retryInSeconds,
           error: failure,
+          handlerStillRunning: !ended,
         },
         'event handlers failed; will retry',
       );
@@ -193,4 +196,113 @@ export class EventProcessor {
     }
     return outcome;
   }
+
+  /**
+   * Handlers of one event run one after another; the first failure fails the whole run, and a
+   * retry runs them all again (handlers are idempotent by contract). A handler past its timeout
+   * is aborted (event.signal) and then given as long again, at least one claim lease, to really
+   * end while the claim is still renewed; only then does the run end without it.
+   */
+  private async runHandlers(
+    handlers: readonly RegisteredHandler[],
+    view: InboxEvent,
+    controller: AbortController,
+  ): Promise<RunResult> {
+    const timeoutMs = this.config.inbox.handlerTimeoutSeconds * 1000;
+    const graceMs = Math.max(timeoutMs, CLAIM_LEASE_SECONDS * 1000);
+    for (const handler of handlers) {
+      const running = settle(Promise.resolve().then(() => handler.run(view)));
+      const limit = delay(timeoutMs);
+      const settled = await Promise.race([running, limit.done]);
+      limit.cancel();
+      if (settled === 'timeout') {
+        controller.abort(new Error(`${handler.name} did not finish within ${timeoutMs} ms`));
+        const grace = delay(graceMs);
+        const late = await Promise.race([running, grace.done]);
+        grace.cancel();
+        const failure = `${handler.name}: did not finish within ${timeoutMs} ms (aborted)`;
+        return { failure, ended: late !== 'timeout' };
+      }
+      if (!settled.ok) {
+        const failure = `${handler.name}: ${describeFailure(settled.error)}`;
+        return { failure: failure.slice(0, MAX_ERROR_LENGTH), ended: true };
+      }
+      if (controller.signal.aborted) {
+        // Fenced while this handler ran: the run stops here, and records nothing anyway.
+        return { failure: `${handler.name}: the claim was taken over`, ended: true };
+      }
+    }
+    return { failure: null, ended: true };
+  }
+
+  /** Extends this run's claim; false once another run (or the sweep) took the event over. */
+  private async renewClaim(eventId: string, token: string | null): Promise<boolean> {
+    const [, updated]: [unknown, number] = await this.dataSource.query(
+      `UPDATE stored_events SET claim_expires_at = now() + make_interval(secs => $3)
+       WHERE id = $1 AND run_token = $2`,
+      [eventId, token, CLAIM_LEASE_SECONDS],
+    );
+    return updated === 1;
+  }
+
+  /**
+   * The run's one transaction: the event's new status and its attempt row, both only while this
+   * run still holds the claim. Returns false (and writes nothing) for a fenced run. A handler
+   * that may still be running keeps the claim until its lease lapses, so nothing else of the
+   * event or its object starts before that.
+   */
+  private async recordRun(manager: EntityManager, run: RecordedRun): Promise<boolean> {
+    const [, updated]: [unknown, number] = await manager.query(
+      `UPDATE stored_events
+       SET status = $3::varchar,
+           last_error = $4,
+           next_attempt_at = CASE WHEN $5::float8 IS NULL THEN NULL
+                                  ELSE GREATEST(now() + make_interval(secs => $5::float8),
+                                                CASE WHEN $6 THEN now()
+                                                     ELSE now() + make_interval(secs => $7) END)
+                             END,
+           processed_at = CASE WHEN $3::varchar = 'processed' THEN now() ELSE processed_at END,
+           claim_expires_at = CASE WHEN $6 THEN NULL ELSE now() + make_interval(secs => $7) END
+       WHERE id = $1 AND run_token = $2`,
+      [
+        run.event.id,
+        run.token,
+        run.outcome,
+        run.failure,
+        run.retryInSeconds,
+        run.ended,
+        CLAIM_LEASE_SECONDS,
+      ],
+    );
+    if (updated !== 1) return false;
+    await manager.query(
+      `INSERT INTO event_attempts
+         (event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        run.event.id,
+        run.event.attempts,
+        run.trigger,
+        run.outcome,
+        run.handlers,
+        run.failure,
+        run.startedAt,
+        run.finishedAt,
+      ],
+    );
+    return true;
+  }
+}
+
+interface RecordedRun {
+  event: StoredEventEntity;
+  token: string | null;
+  trigger: AttemptTrigger;
+  outcome: AttemptOutcome;
+  failure: string | null;
+  retryInSeconds: number | null;
+  ended: boolean;
+  handlers: string[];
+  startedAt: Date;
+  finishedAt: Date;
 }

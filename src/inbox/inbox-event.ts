@@ -18,6 +18,11 @@ export interface InboxEvent {
   /** 1 for the first run; retries and replays count on. */
   readonly attempt: number;
   readonly trigger: 'automatic' | 'replay';
+  /**
+   * Aborts when the run must stop: the handler timeout (INBOX_HANDLER_TIMEOUT_SECONDS) passed, or
+   * another run took the claim over. Pass it to fetch and other cancellable calls.
+   */
+  readonly signal: AbortSignal;
 }
 
 /** A handler method registered with @OnBitrix24Event. */

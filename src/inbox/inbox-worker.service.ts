@@ -148,7 +148,8 @@ export class InboxWorker
   private async claimDue(limit: number): Promise<StoredEventEntity[]> {
     const [rows]: [{ id: string }[], number] = await this.dataSource.query(
       `UPDATE stored_events AS e
-       SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2)
+       SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
+           run_token = nextval('stored_event_run_token_seq')
        WHERE e.id IN (
          SELECT c.id FROM stored_events c
          WHERE c.status IN ('pending','failed')
@@ -182,7 +183,7 @@ export class InboxWorker
     const rows: { id: string; member_id: string }[] = await this.dataSource.query(
       `WITH abandoned AS (
          UPDATE stored_events
-         SET status = 'dead', next_attempt_at = NULL, claim_expires_at = NULL,
+         SET status = 'dead', next_attempt_at = NULL, claim_expires_at = NULL, run_token = NULL,
              last_error = 'the run of the last allowed attempt never finished (process stopped)'
          WHERE status IN ('pending','failed') AND attempts >= $1
            AND (claim_expires_at IS NULL OR claim_expires_at <= now())

@@ -5,6 +5,7 @@ export enum InboxErrorCode {
   InvalidEventId = 'invalid_event_id',
   EventInProgress = 'event_in_progress',
   InboxStopping = 'inbox_stopping',
+  EventWaitingInLine = 'event_waiting_in_line',
 }
 
 export class StoredEventNotFoundError extends DomainError {
@@ -40,5 +41,20 @@ export class InboxStoppingError extends DomainError {
 
   constructor() {
     super(InboxErrorCode.InboxStopping, 'The inbox is shutting down');
+  }
+}
+
+/**
+ * Another event of the same portal and object must run first (an earlier one is unfinished) or is
+ * running right now: a replay would run this one out of order or alongside it.
+ */
+export class EventWaitingInLineError extends DomainError {
+  readonly kind = 'conflict';
+
+  constructor(eventId: string) {
+    super(
+      InboxErrorCode.EventWaitingInLine,
+      `Event ${eventId} waits for another event of the same object; replay it once that one has finished`,
+    );
   }
 }

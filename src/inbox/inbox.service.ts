@@ -7,6 +7,7 @@ import { EventProcessor } from './event-processor.service';
 import { InboxWorker } from './inbox-worker.service';
 import {
   EventInProgressError,
+  EventWaitingInLineError,
   InvalidEventIdError,
   StoredEventNotFoundError,
 } from './inbox.errors';
@@ -31,6 +32,15 @@ export interface OnlineEventInput {
 /** Purges delete in slices of this many rows, so one portal's history never holds one huge lock. */
 const PURGE_SLICE = 5000;
 const EVENT_ID = /^[1-9]\d{0,18}$/;
+/**
+ * For the event row `stored_events` of the enclosing statement: an event of the same portal and
+ * object that must run before it (earlier and unfinished) or is running right now.
+ */
+const OTHER_RUN_OF_THE_LINE = `SELECT 1 FROM stored_events p
+  WHERE p.member_id = stored_events.member_id AND p.ordering_key = stored_events.ordering_key
+    AND p.id <> stored_events.id
+    AND ((p.id < stored_events.id AND p.status IN ('pending','failed'))
+         OR p.claim_expires_at > now())`;
 
 interface InsertedOfflineRow {
   queue_id: string;
@@ -229,14 +239,21 @@ export class InboxService {
     const repository = this.dataSource.getRepository(StoredEventEntity);
     const [claimed]: [{ id: string }[], number] = await this.dataSource.query(
       `UPDATE stored_events
-       SET attempts = attempts + 1, claim_expires_at = now() + make_interval(secs => $2)
+       SET attempts = attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
+           run_token = nextval('stored_event_run_token_seq')
        WHERE id = $1 AND (claim_expires_at IS NULL OR claim_expires_at <= now())
+         AND NOT EXISTS (${OTHER_RUN_OF_THE_LINE})
        RETURNING id`,
       [eventId, this.processor.claimSeconds()],
     );
     if (claimed.length === 0) {
-      if (await repository.existsBy({ id: eventId })) throw new EventInProgressError(eventId);
-      throw new StoredEventNotFoundError(eventId);
+      const [row]: { waiting: boolean }[] = await this.dataSource.query(
+        `SELECT EXISTS (${OTHER_RUN_OF_THE_LINE}) AS waiting FROM stored_events WHERE stored_events.id = $1`,
+        [eventId],
+      );
+      if (!row) throw new StoredEventNotFoundError(eventId);
+      if (row.waiting) throw new EventWaitingInLineError(eventId);
+      throw new EventInProgressError(eventId);
     }
     const event = await repository.findOneByOrFail({ id: eventId });
     const outcome = await this.processor.process(event, 'replay');

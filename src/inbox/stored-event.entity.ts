@@ -94,4 +94,11 @@ export class StoredEventEntity {
   /** While a worker runs the handlers: until when its claim holds (an abandoned run expires). */
   @Column({ name: 'claim_expires_at', type: 'timestamptz', nullable: true })
   claimExpiresAt: Date | null;
+
+  /**
+   * The fencing token of the run holding the claim: a new one (never reused) per claim; every
+   * write of a run checks it, so a run whose claim was taken over changes nothing.
+   */
+  @Column({ name: 'run_token', type: 'bigint', nullable: true })
+  runToken: string | null;
 }
