@@ -163,22 +163,25 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       }
       if (report.outcome !== 'failed' || this.stopping) return undefined;
       if (report.error === new DrainStoppingError().message) return undefined;
-      const [row]: { consecutive_failures: number }[] = await this.dataSource.query(
-        `INSERT INTO offline_queue_states (member_id, consecutive_failures, last_error)
-         VALUES ($1, 1, $2)
-         ON CONFLICT (member_id) DO UPDATE
-           SET consecutive_failures = offline_queue_states.consecutive_failures + 1,
-               last_error = EXCLUDED.last_error
-         RETURNING consecutive_failures`,
-        [report.memberId, (report.error ?? 'unknown error').slice(0, 1000)],
-      );
-      const failures = row.consecutive_failures;
-      const wait = retryDelayMs(failures, this.retry.baseMs, this.retry.capMs);
-      await this.dataSource.query(
-        `UPDATE offline_queue_states SET next_attempt_at = now() + $2 * interval '1 millisecond'
-         WHERE member_id = $1`,
-        [report.memberId, wait],
-      );
+      // One transaction: a reader never sees the new count with the previous retry time.
+      const { failures, wait } = await this.dataSource.transaction(async (manager) => {
+        const [row]: { consecutive_failures: number }[] = await manager.query(
+          `INSERT INTO offline_queue_states (member_id, consecutive_failures, last_error)
+           VALUES ($1, 1, $2)
+           ON CONFLICT (member_id) DO UPDATE
+             SET consecutive_failures = offline_queue_states.consecutive_failures + 1,
+                 last_error = EXCLUDED.last_error
+           RETURNING consecutive_failures`,
+          [report.memberId, (report.error ?? 'unknown error').slice(0, 1000)],
+        );
+        const delay = retryDelayMs(row.consecutive_failures, this.retry.baseMs, this.retry.capMs);
+        await manager.query(
+          `UPDATE offline_queue_states SET next_attempt_at = now() + $2 * interval '1 millisecond'
+           WHERE member_id = $1`,
+          [report.memberId, delay],
+        );
+        return { failures: row.consecutive_failures, wait: delay };
+      });
       if (failures === TROUBLE_AFTER_FAILURES) {
         this.log.warn(
           { memberId: report.memberId, failures },
