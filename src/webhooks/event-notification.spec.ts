@@ -66,6 +66,23 @@ describe('parseEventNotification', () => {
     expect(notification.firedAt?.getTime()).toBe(1721305951000);
   });
 
+  it('keeps the access token of ONAPPUPDATE only, the one the portal is asked to confirm', () => {
+    expect(parseEventNotification({ event: 'onAppUpdate', auth: AUTH }).accessToken).toBe(
+      AUTH.access_token,
+    );
+  });
+
+  it('accepts ONAPPPAYMENT without an application token, and no other event', () => {
+    const tokenless: Record<string, unknown> = { ...AUTH };
+    delete tokenless.application_token;
+    expect(
+      parseEventNotification({ event: 'ONAPPPAYMENT', auth: tokenless }).applicationToken,
+    ).toBe('');
+    expect(() => parseEventNotification({ event: 'ONCRMDEALADD', auth: tokenless })).toThrow(
+      EventNotVerifiedError,
+    );
+  });
+
   it('never keeps the access token', () => {
     expect(JSON.stringify(parseEventNotification({ event: 'X', auth: AUTH }))).not.toContain(
       AUTH.access_token,
