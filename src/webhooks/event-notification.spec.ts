@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import qs from 'qs';
 import { parseBitrixForm } from '../bootstrap';
 import { parseEventNotification, uninstallAsksForCleanup } from './event-notification';
@@ -30,6 +31,8 @@ describe('parseEventNotification', () => {
       event: 'ONCRMDEALUPDATE',
       memberId: AUTH.member_id,
       applicationToken: AUTH.application_token,
+      accessToken: undefined,
+      deliveryDigest: createHash('sha256').update(AUTH.access_token).digest('hex'),
       refreshToken: AUTH.refresh_token,
       data: { FIELDS: { ID: '5' } },
       firedAt: new Date(1721305951 * 1000),

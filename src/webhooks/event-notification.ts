@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { EventNotVerifiedError, MalformedEventError } from './webhook.errors';
 
 /** Events that carry no application_token at all (`on-app-payment.md`): nothing can vouch for them. */
@@ -15,6 +16,12 @@ export interface EventNotification {
    * address, confirms it (the update's new application_token cannot vouch for itself).
    */
   readonly accessToken: string | undefined;
+  /**
+   * SHA-256 of the event's own access token, never the token: Bitrix24 issues each event delivery
+   * its own token, so two real changes with the same data in the same second differ here while a
+   * resent POST does not. Null when the event carries no token (robots, agents).
+   */
+  readonly deliveryDigest: string | null;
   /** Present on ONAPPINSTALL (and a few others); used only to confirm an installation at the OAuth server. */
   readonly refreshToken: string | undefined;
   /** `data` as Bitrix24 sent it; undefined when omitted (Bitrix24 drops empty data from form bodies). */
@@ -117,11 +124,16 @@ export function parseEventNotification(body: unknown): EventNotification {
     WITHOUT_APPLICATION_TOKEN.has(event.toUpperCase()) &&
     (auth.application_token === undefined || auth.application_token === '');
   const applicationToken = tokenless ? '' : credential(auth, 'application_token');
+  const presentedAccessToken =
+    auth.access_token === undefined || auth.access_token === ''
+      ? undefined
+      : credential(auth, 'access_token');
   // Every other event's access token is dropped here: it is never used, so it is never kept.
-  const accessToken =
-    event.toUpperCase() === 'ONAPPUPDATE' && auth.access_token !== undefined
-      ? credential(auth, 'access_token')
-      : undefined;
+  const accessToken = event.toUpperCase() === 'ONAPPUPDATE' ? presentedAccessToken : undefined;
+  const deliveryDigest =
+    presentedAccessToken === undefined
+      ? null
+      : createHash('sha256').update(presentedAccessToken, 'utf8').digest('hex');
   const refreshToken =
     auth.refresh_token === undefined ? undefined : credential(auth, 'refresh_token');
 
@@ -139,6 +151,7 @@ export function parseEventNotification(body: unknown): EventNotification {
     memberId,
     applicationToken,
     accessToken,
+    deliveryDigest,
     refreshToken,
     data: parseData(body.data),
     firedAt: parseFiredAt(body.ts),

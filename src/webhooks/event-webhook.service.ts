@@ -241,14 +241,18 @@ export class EventWebhookService {
   }
 
   /**
-   * Online events carry no id. The same event name, firing second and data is the same delivery;
-   * without `ts`, the arrival second stands in, so a resend within that second still counts once.
+   * Online events carry no id, and Bitrix24 never resends one: what repeats is a POST delivered
+   * twice on the way (a proxy's retry). The event name, firing second, data and the delivery's own
+   * token digest identify a delivery, so two real changes of one deal in one second are both kept;
+   * without `ts`, the arrival second stands in.
    */
   private dedupKey(notification: EventNotification): string {
     const firedAt = notification.firedAt ?? new Date();
     const second = Math.floor(firedAt.getTime() / 1000);
     return createHash('sha256')
-      .update(`${notification.event}\n${second}\n${JSON.stringify(notification.data ?? null)}`)
+      .update(
+        `${notification.event}\n${second}\n${notification.deliveryDigest ?? ''}\n${JSON.stringify(notification.data ?? null)}`,
+      )
       .digest('hex');
   }
 }
