@@ -18,6 +18,13 @@ import type { RestCallExecutor, RestCallOptions } from './rest-call.executor';
 const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/;
 const OFFLINE_METHOD_PREFIX = 'event.offline.';
 
+/**
+ * The order pages are asked in: Bitrix24's default `TIMESTAMP_X` has one-second precision and no
+ * tie-break (contract §1), so an ADD and an UPDATE of one second could come UPDATE first; the ID
+ * (insertion order) settles ties. A merged row keeps its ID and moves with its new TIMESTAMP_X.
+ */
+export const OFFLINE_PAGE_ORDER = { TIMESTAMP_X: 'ASC', ID: 'ASC' } as const;
+
 export type EventType = 'online' | 'offline';
 
 /**
@@ -181,6 +188,7 @@ export class PortalRestClient {
     error?: boolean;
   }): Promise<OfflineGetResult> {
     const response = await this.call<OfflineGetResult>('event.offline.get', {
+      order: OFFLINE_PAGE_ORDER,
       limit: options.limit,
       clear: options.clear ? 1 : 0,
       ...(options.processId !== undefined ? { process_id: options.processId } : {}),

@@ -6,7 +6,7 @@ import { Bitrix24ApiError, PortalNotActiveError } from '../bitrix24/bitrix24-api
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import type { OfflineEvent, OfflineGetResult, RestErrorBody } from '../bitrix24/bitrix24.types';
 import { classifyRestError } from '../bitrix24/error-classification';
-import type { PortalRestClient } from '../bitrix24/portal-rest.client';
+import { OFFLINE_PAGE_ORDER, type PortalRestClient } from '../bitrix24/portal-rest.client';
 import { mayHaveRun } from '../bitrix24/rest-call.executor';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
@@ -373,7 +373,10 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       // One request: clear what is now committed, and reserve the next page.
       const step = await client.batch({
         clear: { method: 'event.offline.clear', params: { process_id: processId } },
-        next: { method: 'event.offline.get', params: { clear: 0, limit: this.pageSize } },
+        next: {
+          method: 'event.offline.get',
+          params: { clear: 0, limit: this.pageSize, order: OFFLINE_PAGE_ORDER },
+        },
       });
       await this.pausePoint.reached('after-batch', pageNumber, memberId);
       const clearError = step.errors.clear;

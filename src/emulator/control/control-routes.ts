@@ -95,6 +95,7 @@ const schemas = {
     operatingLimitSeconds: { type: 'number', minimum: 0 },
     methods: { type: 'array', items: { type: 'string', minLength: 1 } },
     loopRule: boolean,
+    unstableTies: boolean,
     paymentAllowed: boolean,
     paymentExpired: boolean,
     days: { type: ['integer', 'null'] },

@@ -106,9 +106,19 @@ export function parseOrder(
   return terms.length > 0 ? terms : fallback;
 }
 
+/** `{TIMESTAMP_X: ASC}`, optionally with `ID: ASC` after it: the queue's own order. */
 export function isOldestFirst(order: readonly OrderTerm[]): boolean {
-  return order.length === 1 && order[0].field === 'TIMESTAMP_X' && !order[0].descending;
+  if (order.length === 0 || order[0].field !== 'TIMESTAMP_X' || order[0].descending) return false;
+  return (
+    order.length === 1 || (order.length === 2 && order[1].field === 'ID' && !order[1].descending)
+  );
 }
+
+/**
+ * How rows equal in every ordered field come back. MySQL leaves it undefined; `id` (lowest first)
+ * is the emulator's default, `id-desc` plays a server that returns them the other way round.
+ */
+export type TieBreak = 'id' | 'id-desc';
 
 export function isLowestIdFirst(order: readonly OrderTerm[]): boolean {
   return order.length === 1 && order[0].field === 'ID' && !order[0].descending;
@@ -120,16 +130,17 @@ export function matchesFilter(row: OfflineRow, conditions: readonly FilterCondit
   );
 }
 
-/** Sorts by the requested terms; ID breaks ties so results are deterministic. */
+/** Sorts by the requested terms; ties are broken by ID so results are deterministic. */
 export function compareByOrder(
   order: readonly OrderTerm[],
+  tieBreak: TieBreak = 'id',
 ): (a: OfflineRow, b: OfflineRow) => number {
   return (a, b) => {
     for (const term of order) {
       const difference = compare(fieldValue(a, term.field), fieldValue(b, term.field));
       if (difference !== 0) return term.descending ? -difference : difference;
     }
-    return a.id - b.id;
+    return tieBreak === 'id' ? a.id - b.id : b.id - a.id;
   };
 }
 

@@ -10,6 +10,7 @@ import {
   onlyReservedRows,
   type FilterCondition,
   type OrderTerm,
+  type TieBreak,
 } from './offline-query';
 import type { OfflineRow } from './offline-row';
 
@@ -28,6 +29,8 @@ export interface OfflineSelection {
   readonly conditions: readonly FilterCondition[];
   readonly order: readonly OrderTerm[];
   readonly limit: number;
+  /** How rows tied in every ordered field come back (default: lowest ID first). */
+  readonly tieBreak?: TieBreak;
 }
 
 /** How a `clear` narrows the batch; without one the whole batch goes. */
@@ -355,16 +358,22 @@ function pick(
   selection: OfflineSelection,
   sourceIsOldestFirst: boolean,
 ): OfflineRow[] {
+  const order = compareByOrder(selection.order, selection.tieBreak);
   if (sourceIsOldestFirst && isOldestFirst(selection.order)) {
+    // The source is in TIMESTAMP_X order; rows tied with the last one picked may still come
+    // before it once ties are broken, so they are read too before the cut.
     const picked: OfflineRow[] = [];
     for (const row of source) {
-      if (picked.length >= selection.limit) break;
-      if (matchesFilter(row, selection.conditions)) picked.push(row);
+      if (!matchesFilter(row, selection.conditions)) continue;
+      if (picked.length >= selection.limit && row.timestampMs !== picked.at(-1)?.timestampMs) {
+        break;
+      }
+      picked.push(row);
     }
-    return picked;
+    return picked.sort(order).slice(0, selection.limit);
   }
   return [...source]
     .filter((row) => matchesFilter(row, selection.conditions))
-    .sort(compareByOrder(selection.order))
+    .sort(order)
     .slice(0, selection.limit);
 }

@@ -35,6 +35,12 @@ export interface PortalFaults {
    */
   readonly methods?: readonly string[];
 
+  /**
+   * `event.offline.get` returns rows tied in every ordered field (one TIMESTAMP_X second) newest
+   * ID first: MySQL leaves their order undefined, and a client must not rely on insertion order.
+   */
+  readonly unstableTies?: boolean;
+
   /** The auth_connector loop rule of contract §10 (on unless switched off). */
   readonly loopRule?: boolean;
   readonly paymentAllowed?: boolean;

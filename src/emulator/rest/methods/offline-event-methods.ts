@@ -47,6 +47,7 @@ function getOfflineEvents(call: MethodCall): MethodOutcome {
     conditions: parseFilter(present(params, 'FILTER'), GET_FIELDS, { arraysAllowed: false }),
     order: parseOrder(present(params, 'ORDER'), GET_FIELDS, OLDEST_FIRST),
     limit,
+    tieBreak: portal.faults.unstableTies === true ? ('id-desc' as const) : ('id' as const),
   };
   const connectorId = app.authConnector;
   const processId = passedProcessId ?? portal.queue.reserve(connectorId, failed, selection);
