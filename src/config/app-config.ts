@@ -39,6 +39,7 @@ export class AppConfig {
   readonly inbox: {
     maxAttempts: number;
     concurrency: number;
+    pollIntervalMs: number;
     retryBaseSeconds: number;
     exampleHandlers: boolean;
     handlerTimeoutSeconds: number;
@@ -126,6 +127,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     inbox: {
       maxAttempts: schema.INBOX_MAX_ATTEMPTS,
       concurrency: schema.INBOX_CONCURRENCY,
+      pollIntervalMs: schema.INBOX_POLL_INTERVAL_MS,
       retryBaseSeconds: schema.INBOX_RETRY_BASE_SECONDS,
       exampleHandlers: schema.EXAMPLE_HANDLERS,
       handlerTimeoutSeconds: schema.INBOX_HANDLER_TIMEOUT_SECONDS,

@@ -186,11 +186,22 @@ export class EnvironmentSchema {
   @Max(100)
   INBOX_MAX_ATTEMPTS = 8;
 
+  /** 0 makes an ingest-only replica: it stores events and leaves their handlers to the others. */
   @Transform(toInt)
   @IsInt()
-  @Min(1)
+  @Min(0)
   @Max(64)
   INBOX_CONCURRENCY = 4;
+
+  /**
+   * How often an idle worker looks for due events. New events wake the workers of every replica at
+   * once (Postgres LISTEN/NOTIFY), so this bounds only retries coming due and a missed wake-up.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  INBOX_POLL_INTERVAL_MS = 1000;
 
   /** First retry delay of a failed handler run; each further failure doubles it (capped at 1 h). */
   @Transform(toInt)

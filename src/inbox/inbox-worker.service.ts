@@ -11,8 +11,6 @@ import { AppLogger } from '../logging/app-logger';
 import { EventProcessor } from './event-processor.service';
 import { StoredEventEntity } from './stored-event.entity';
 
-/** Idle workers look for due events this often (new events also wake them at once). */
-const IDLE_POLL_MS = 1000;
 const ABANDONED_SWEEP_MS = 10_000;
 const MAX_ERROR_BACKOFF_MS = 30_000;
 /** On shutdown, running handlers get this long to finish; then the process goes anyway. */
@@ -81,9 +79,10 @@ export class InboxWorker
   }
 
   private async run(): Promise<void> {
+    const idlePollMs = this.config.inbox.pollIntervalMs;
     let consecutiveFailures = 0;
     while (!this.stopping) {
-      let waitMs = IDLE_POLL_MS;
+      let waitMs = idlePollMs;
       try {
         const free = this.config.inbox.concurrency - this.inFlight.size;
         if (free > 0) {
@@ -91,7 +90,7 @@ export class InboxWorker
           const claimed = await this.claimDue(free);
           for (const event of claimed) this.start(event);
           // A full claim means more may be due: go again as soon as a slot frees.
-          if (claimed.length === free) waitMs = IDLE_POLL_MS * 5;
+          if (claimed.length === free) waitMs = idlePollMs * 5;
         }
         if (consecutiveFailures > 0) {
           this.log.info({ afterFailures: consecutiveFailures }, 'inbox worker recovered');
@@ -105,7 +104,7 @@ export class InboxWorker
             'inbox worker cannot claim events; retrying',
           );
         }
-        waitMs = Math.min(MAX_ERROR_BACKOFF_MS, IDLE_POLL_MS * 2 ** consecutiveFailures);
+        waitMs = Math.min(MAX_ERROR_BACKOFF_MS, idlePollMs * 2 ** consecutiveFailures);
       }
       if (!this.stopping) await this.sleep(waitMs);
     }

@@ -4,6 +4,7 @@ import type { AppConfig } from '../config/app-config';
 import { EventProcessor } from './event-processor.service';
 import { ExampleHandlersModule } from './example-handlers/example-handlers.module';
 import { HandlerRegistry } from './handler-registry.service';
+import { InboxWakeup } from './inbox-wakeup.service';
 import { InboxWorker } from './inbox-worker.service';
 import { InboxMetrics } from './inbox.metrics';
 import { InboxService } from './inbox.service';
@@ -19,7 +20,14 @@ export class InboxModule {
     return {
       module: InboxModule,
       imports: [DiscoveryModule, ...(config.inbox.exampleHandlers ? [ExampleHandlersModule] : [])],
-      providers: [InboxService, InboxWorker, EventProcessor, HandlerRegistry, InboxMetrics],
+      providers: [
+        InboxService,
+        InboxWorker,
+        InboxWakeup,
+        EventProcessor,
+        HandlerRegistry,
+        InboxMetrics,
+      ],
       exports: [InboxService],
     };
   }

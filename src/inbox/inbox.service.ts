@@ -11,6 +11,7 @@ import {
   InvalidEventIdError,
   StoredEventNotFoundError,
 } from './inbox.errors';
+import { InboxWakeup } from './inbox-wakeup.service';
 import { orderingKeyFor } from './ordering-key';
 import {
   quarantinedOfflineRow,
@@ -68,6 +69,7 @@ export class InboxService {
     private readonly dataSource: DataSource,
     private readonly worker: InboxWorker,
     private readonly processor: EventProcessor,
+    private readonly wakeup: InboxWakeup,
     appLogger: AppLogger,
   ) {
     this.log = appLogger.child('inbox');
@@ -203,7 +205,13 @@ export class InboxService {
 
   /** Events were committed by someone else's transaction: let the worker pick them up now. */
   eventsCommitted(): void {
+    this.announceStored();
+  }
+
+  /** This replica's worker wakes now; the others when the coalesced NOTIFY reaches them. */
+  private announceStored(): void {
     this.worker.wake();
+    this.wakeup.announce();
   }
 
   /** Stores one online event (verified by the webhook), once per dedup key. */
@@ -226,7 +234,7 @@ export class InboxService {
         input.bitrixTimestamp,
       ],
     );
-    if (rows.length > 0) this.worker.wake();
+    if (rows.length > 0) this.announceStored();
     return { stored: rows.length > 0 };
   }
 
