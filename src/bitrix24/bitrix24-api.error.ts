@@ -23,6 +23,10 @@ export const TRANSPORT_ERROR_CODES = {
   network: 'NETWORK_ERROR',
   timeout: 'REQUEST_TIMEOUT',
   invalidResponse: 'INVALID_RESPONSE',
+  /** A 3xx answer where the caller does not follow redirects, or with no usable http(s) Location. */
+  redirect: 'REDIRECT',
+  /** A second redirect in one call, or one that points back at the host just asked. */
+  redirectLoop: 'REDIRECT_LOOP',
 } as const;
 
 function kindFor(category: Bitrix24ErrorCategory, httpStatus: number): ErrorKind {

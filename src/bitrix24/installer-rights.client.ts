@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { MetricsRegistry } from '../metrics/metrics.registry';
 import { Bitrix24ApiError, TRANSPORT_ERROR_CODES, withoutSecret } from './bitrix24-api.error';
-import { Bitrix24Http } from './bitrix24-http';
+import { Bitrix24Http, redirectAsFailure } from './bitrix24-http';
 import { classifyRestError } from './error-classification';
 
 const METHOD = 'user.admin';
@@ -33,9 +33,11 @@ export class InstallerRightsClient {
    * answer, never from the installation request. Failures throw a classified Bitrix24ApiError.
    */
   async isPortalAdmin(clientEndpoint: string, accessToken: string): Promise<boolean> {
-    const outcome = await this.http.post(`${clientEndpoint.replace(/\/+$/, '')}/${METHOD}`, {
-      json: { auth: accessToken },
-    });
+    const outcome = redirectAsFailure(
+      await this.http.post(`${clientEndpoint.replace(/\/+$/, '')}/${METHOD}`, {
+        json: { auth: accessToken },
+      }),
+    );
     const failure = (code: string, description: string, status: number): Bitrix24ApiError => {
       this.checks.inc({ outcome: code });
       return new Bitrix24ApiError(

@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
+import { PortalDomainMoves } from './domain-move.service';
 import { EventBindingService } from './event-binding.service';
 import { InstallationService } from './installation.service';
 import { PortalInstallSweeper } from './portal-install-sweeper';
@@ -22,6 +23,7 @@ import { TokenVault } from './token-vault.service';
     },
     TokenVault,
     PortalStatusService,
+    PortalDomainMoves,
     TokenKeepAlive,
     TokenKeepAliveScheduler,
     InstallationService,
@@ -31,6 +33,7 @@ import { TokenVault } from './token-vault.service';
   exports: [
     TokenVault,
     PortalStatusService,
+    PortalDomainMoves,
     TokenKeepAlive,
     InstallationService,
     EventBindingService,
