@@ -23,9 +23,12 @@ export const TRANSPORT_ERROR_CODES = {
   network: 'NETWORK_ERROR',
   timeout: 'REQUEST_TIMEOUT',
   invalidResponse: 'INVALID_RESPONSE',
-  /** A 3xx answer where the caller does not follow redirects, or with no usable http(s) Location. */
+  /**
+   * A 3xx answer that is not followed: the caller does not follow redirects, or it is no domain
+   * move (no http(s) Location, the same host, outside the REST path, https to http).
+   */
   redirect: 'REDIRECT',
-  /** A second redirect in one call, or one that points back at the host just asked. */
+  /** A second redirect in one call: the new address redirects again (a move not applied yet). */
   redirectLoop: 'REDIRECT_LOOP',
 } as const;
 

@@ -39,11 +39,20 @@ describe('redirectTarget', () => {
     expect(error.category).toBe('caller');
   });
 
-  it('refuses a redirect to the host just asked', () => {
+  it('refuses a redirect within the host just asked (an expired self-hosted license)', () => {
     const error = refusal(
-      redirectTarget(redirect('https://old.bitrix24.com/other/rest/x'), OLD, false, 'app.info'),
+      redirectTarget(
+        redirect('https://old.bitrix24.com/bitrix/coupon_activation.php'),
+        OLD,
+        false,
+        'app.info',
+      ),
     );
-    expect(error.bitrixCode).toBe(TRANSPORT_ERROR_CODES.redirectLoop);
+    expect(error.bitrixCode).toBe(TRANSPORT_ERROR_CODES.redirect);
+    expect(
+      refusal(redirectTarget(redirect('https://old.bitrix24.com/b/rest/x'), OLD, false, 'x'))
+        .bitrixCode,
+    ).toBe(TRANSPORT_ERROR_CODES.redirect);
   });
 
   it.each([

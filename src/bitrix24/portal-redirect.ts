@@ -33,9 +33,11 @@ export function redirectTarget(
     return refuse(TRANSPORT_ERROR_CODES.redirect, 'a redirect from https to http: not followed');
   }
   if (location.host === asked.host) {
+    // Not a domain move: a self-hosted portal with an expired license sends every request to
+    // /bitrix/coupon_activation.php on its own host (b24phpsdk #372, PR #406).
     return refuse(
-      TRANSPORT_ERROR_CODES.redirectLoop,
-      `a redirect back to ${asked.host}, the host just asked: not followed`,
+      TRANSPORT_ERROR_CODES.redirect,
+      `a redirect within ${asked.host}, the host just asked (not a domain move): not followed`,
     );
   }
   const restPath = /^(.*?\/rest)(?:\/|$)/.exec(location.pathname);
