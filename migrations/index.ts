@@ -7,6 +7,7 @@ import { PortalLicenseFamily1796300000002 } from './1796300000002-PortalLicenseF
 import { PortalUserTokens1796400000000 } from './1796400000000-PortalUserTokens';
 import { DrainRetryBackoff1796200000000 } from './1796200000000-DrainRetryBackoff';
 import { InboxRunFencing1796100000000 } from './1796100000000-InboxRunFencing';
+import { AppLifecycle1796600000000 } from './1796600000000-AppLifecycle';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -18,4 +19,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   PortalUserTokens1796400000000,
   DrainRetryBackoff1796200000000,
   InboxRunFencing1796100000000,
+  AppLifecycle1796600000000,
 ];

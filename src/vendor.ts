@@ -14,3 +14,4 @@ export {
 } from './bitrix24/portal-client';
 export { Bitrix24ApiError } from './bitrix24/bitrix24-api.error';
 export type { BatchCommand, BatchResult, RestResponse } from './bitrix24/bitrix24.types';
+export type { LicenseState, PortalLicense } from './portals/portal-license';

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
+import { readStoredLicense } from '../portals/portal-license';
 import { OperatingTimeTracker } from './operating-time.tracker';
 import { Bitrix24PortalClient } from './portal-client';
 import { PortalRestClient } from './portal-rest.client';
@@ -12,6 +14,7 @@ export class Bitrix24Client {
     private readonly executor: RestCallExecutor,
     private readonly operatingTime: OperatingTimeTracker,
     private readonly config: AppConfig,
+    private readonly dataSource: DataSource,
   ) {}
 
   /**
@@ -24,6 +27,7 @@ export class Bitrix24Client {
       this.executor,
       this.operatingTime,
       this.config.bitrix24.authConnector,
+      (id) => readStoredLicense(this.dataSource, id),
     );
   }
 

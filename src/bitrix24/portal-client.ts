@@ -10,6 +10,7 @@ import { Bitrix24ApiError } from './bitrix24-api.error';
 import type { BatchCommand, BatchResult, RestResponse, RestTime } from './bitrix24.types';
 import type { OperatingTimeTracker } from './operating-time.tracker';
 import { mayHaveRun, type RestCallExecutor } from './rest-call.executor';
+import { licenseOf, type PortalLicense } from '../portals/portal-license';
 
 /** Method names go into the URL path: nothing but Bitrix24's own alphabet. */
 const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/;
@@ -118,13 +119,30 @@ function assertMethod(method: string): void {
  * errors, and stops at a portal-gone answer (the portal's status changes). Errors that remain are
  * Bitrix24ApiError with Bitrix24's own `bitrixCode`.
  */
+const UNKNOWN_LICENSE: PortalLicense = licenseOf({
+  licenseStatus: null,
+  licensePaymentExpired: null,
+  licenseDays: null,
+  licenseFamily: null,
+  licenseCheckedAt: null,
+});
+
 export class Bitrix24PortalClient {
   constructor(
     readonly memberId: string,
     private readonly executor: RestCallExecutor,
     private readonly operatingTime: OperatingTimeTracker,
     private readonly authConnector: string | undefined,
+    private readonly storedLicense: (memberId: string) => Promise<PortalLicense | null>,
   ) {}
+
+  /**
+   * The app's license on this portal as app.info last told it (read at install, after payments,
+   * after PAYMENT_REQUIRED and daily); no request to Bitrix24. `paid` answers "is it paid for?".
+   */
+  async license(): Promise<PortalLicense> {
+    return (await this.storedLicense(this.memberId)) ?? UNKNOWN_LICENSE;
+  }
 
   /** One REST call; the answer as Bitrix24 sent it (`result`, `total`, `next`, `time`). */
   async call<T = unknown>(

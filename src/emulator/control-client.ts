@@ -1,5 +1,8 @@
 import type {
   AppFrameForm,
+  ChangeLicenseRequest,
+  ChangeLicenseResult,
+  PublishVersionResult,
   AuthorizationCodeRequest,
   OpenAppFrameRequest,
   AuthorizationCodeResult,
@@ -77,6 +80,16 @@ export class EmulatorControlClient {
 
   uninstall(memberId: string, request: UninstallRequest = {}): Promise<UninstallResult> {
     return this.send('POST', `${portalPath(memberId)}/uninstall`, request);
+  }
+
+  /** The portal installs the app's next version: new application_token, ONAPPUPDATE sent. */
+  publishVersion(memberId: string): Promise<PublishVersionResult> {
+    return this.send('POST', `${portalPath(memberId)}/app-versions`, {});
+  }
+
+  /** Changes what app.info says of the license and (unless `notify: false`) sends ONAPPPAYMENT. */
+  changeLicense(memberId: string, request: ChangeLicenseRequest): Promise<ChangeLicenseResult> {
+    return this.send('POST', `${portalPath(memberId)}/license`, request);
   }
 
   expireTokens(memberId: string, request: ExpireTokensRequest = {}): Promise<ExpireTokensResult> {

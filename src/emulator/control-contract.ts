@@ -127,6 +127,31 @@ export interface UninstallResult {
   readonly delivered: readonly DeliveredEvent[];
 }
 
+/** `POST /_emulator/portals/:memberId/app-versions`: the portal installs the app's next version. */
+export interface PublishVersionResult {
+  readonly version: number;
+  readonly previousVersion: number;
+  /** The portal's new application_token; every later event carries it. */
+  readonly applicationToken: string;
+  /** ONAPPUPDATE, one per online binding of it. */
+  readonly delivered: readonly DeliveredEvent[];
+  /** What ONAPPUPDATE carried, for tests that replay or forge it. */
+  readonly auth: { readonly accessToken: string; readonly refreshToken: string };
+}
+
+/** `POST /_emulator/portals/:memberId/license`: what app.info answers from now on. */
+export interface ChangeLicenseRequest {
+  readonly appStatus?: AppStatus;
+  readonly paymentExpired?: boolean;
+  readonly days?: number | null;
+  /** Send ONAPPPAYMENT to its online bindings (default true). */
+  readonly notify?: boolean;
+}
+
+export interface ChangeLicenseResult {
+  readonly delivered: readonly DeliveredEvent[];
+}
+
 export interface ExpireTokensRequest {
   /** Also expire refresh tokens (they then get invalid_grant). */
   readonly refresh?: boolean;

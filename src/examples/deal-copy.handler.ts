@@ -2,7 +2,6 @@ import { Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
 import { Bitrix24ApiError, PortalNotActiveError } from '../bitrix24/bitrix24-api.error';
-import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import type { InboxEvent } from '../inbox/inbox-event';
 import { OnBitrix24Event } from '../inbox/on-bitrix24-event.decorator';
 import { AppLogger } from '../logging/app-logger';
@@ -35,7 +34,6 @@ export class DealCopyHandler {
   private readonly log: Logger;
 
   constructor(
-    private readonly bitrix24: Bitrix24Client,
     private readonly dataSource: DataSource,
     appLogger: AppLogger,
   ) {
@@ -52,9 +50,9 @@ export class DealCopyHandler {
     let fields: Record<string, unknown> | null = null;
     if (event.eventName !== 'ONCRMDEALDELETE') {
       try {
-        const answer = await this.bitrix24
-          .forPortal(event.memberId)
-          .call<Record<string, unknown>>('crm.deal.get', { id: dealId });
+        const answer = await event.portal.call<Record<string, unknown>>('crm.deal.get', {
+          id: dealId,
+        });
         fields = answer.result;
       } catch (error) {
         // Uninstalled (or never installed) since the event was stored: nothing to fetch, ever.

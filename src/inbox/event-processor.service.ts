@@ -6,6 +6,7 @@ import { AppLogger } from '../logging/app-logger';
 import type { EventAttemptEntity } from './event-attempt.entity';
 import { HandlerRegistry, RegisteredHandler } from './handler-registry.service';
 import type { InboxEvent } from './inbox-event';
+import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import { InboxMetrics } from './inbox.metrics';
 import { retryDelayMs } from './retry-policy';
 import type { StoredEventEntity } from './stored-event.entity';
@@ -65,6 +66,7 @@ export class EventProcessor {
     private readonly registry: HandlerRegistry,
     private readonly config: AppConfig,
     private readonly metrics: InboxMetrics,
+    private readonly bitrix24: Bitrix24Client,
     appLogger: AppLogger,
   ) {
     this.log = appLogger.child('inbox');
@@ -95,6 +97,7 @@ export class EventProcessor {
       attempt: event.attempts,
       trigger,
       signal,
+      portal: this.bitrix24.forPortal(event.memberId),
     };
   }
 

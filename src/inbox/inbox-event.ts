@@ -1,3 +1,4 @@
+import type { Bitrix24PortalClient } from '../bitrix24/portal-client';
 import type { EventSource } from './stored-event.entity';
 
 /** What a handler receives: one stored Bitrix24 event, as Bitrix24 sent it. */
@@ -23,6 +24,11 @@ export interface InboxEvent {
    * another run took the claim over. Pass it to fetch and other cancellable calls.
    */
   readonly signal: AbortSignal;
+  /**
+   * The event's portal, to call Bitrix24 with: its shared rate-limit bucket, its stored token
+   * chain, and `license()` to ask whether the app is paid for there.
+   */
+  readonly portal: Bitrix24PortalClient;
 }
 
 /** A handler method registered with @OnBitrix24Event. */

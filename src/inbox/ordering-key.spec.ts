@@ -19,4 +19,46 @@ describe('orderingKeyFor', () => {
     expect(orderingKeyFor('ONCRMDEALUPDATE', { FIELDS: { ID: ' ' } })).toBeNull();
     expect(orderingKeyFor('ONCRMDEALUPDATE', { FIELDS: { ID: { nested: 1 } } })).toBeNull();
   });
+
+  it('puts a deal moved to another funnel in the same line as its updates', () => {
+    expect(
+      orderingKeyFor('ONCRMDEALMOVETOCATEGORY', {
+        FIELDS: { ID: '6675', CATEGORY_ID: '1', STAGE_ID: 'C1:NEW' },
+      }),
+    ).toBe('CRMDEAL:6675');
+  });
+
+  it('keys tasks by FIELDS_AFTER.ID, and a deleted task by FIELDS_BEFORE.ID', () => {
+    expect(orderingKeyFor('ONTASKADD', { FIELDS_AFTER: { ID: '45' } })).toBe('TASK:45');
+    expect(
+      orderingKeyFor('ONTASKUPDATE', { FIELDS_BEFORE: { ID: '45' }, FIELDS_AFTER: { ID: '45' } }),
+    ).toBe('TASK:45');
+    expect(
+      orderingKeyFor('ONTASKDELETE', {
+        FIELDS_BEFORE: { ID: 45 },
+        FIELDS_AFTER: 'undefined',
+        IS_ACCESSIBLE_AFTER: 'N',
+      }),
+    ).toBe('TASK:45');
+  });
+
+  it('keys smart-process items by type and id, generic and per-type names alike', () => {
+    expect(
+      orderingKeyFor('ONCRMDYNAMICITEMUPDATE', { FIELDS: { ID: '7', ENTITY_TYPE_ID: '128' } }),
+    ).toBe('CRMDYNAMICITEM_128:7');
+    expect(orderingKeyFor('ONCRMDYNAMICITEMADD_128', { FIELDS: { ID: 7 } })).toBe(
+      'CRMDYNAMICITEM_128:7',
+    );
+    expect(orderingKeyFor('onCrmDynamicItemDelete_129', { FIELDS: { ID: '7' } })).toBe(
+      'CRMDYNAMICITEM_129:7',
+    );
+    // The same item id in another smart process is another object.
+    expect(orderingKeyFor('ONCRMDYNAMICITEMUPDATE', { FIELDS: { ID: '7' } })).toBeNull();
+  });
+
+  it('gives events without any object id no key, so they run in any order', () => {
+    expect(orderingKeyFor('ONTASKUPDATE', { FIELDS_AFTER: 'undefined' })).toBeNull();
+    expect(orderingKeyFor('ONCRMDEALMOVETOCATEGORY', { FIELDS: {} })).toBeNull();
+    expect(orderingKeyFor('ONUSERADD', [])).toBeNull();
+  });
 });

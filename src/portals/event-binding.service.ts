@@ -3,11 +3,9 @@ import type { Logger } from 'pino';
 import { DataSource, Repository } from 'typeorm';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import type { BoundHandler } from '../bitrix24/bitrix24.types';
-import { PortalDirectory } from '../bitrix24/portal-directory';
-import type { PortalRestClient } from '../bitrix24/portal-rest.client';
 import { AppConfig } from '../config/app-config';
-import { DomainError } from '../errors/domain-error';
 import { AppLogger } from '../logging/app-logger';
+import { LicenseService } from './license.service';
 import { BoundEvent, PortalEntity } from './portal.entity';
 import type { DeliveryMode } from './portal-status';
 
@@ -26,7 +24,8 @@ interface WantedBinding {
 }
 
 /**
- * Keeps a portal's event bindings as configured: ONOFFLINEEVENT and ONAPPUNINSTALL online to our
+ * Keeps a portal's event bindings as configured: ONOFFLINEEVENT and the app's own lifecycle events
+ * (ONAPPUNINSTALL, ONAPPUPDATE, ONAPPPAYMENT) online to our
  * handler URL, every BITRIX24_OFFLINE_EVENTS event offline. Binding is a diff against event.get,
  * so running it again binds nothing new.
  */
@@ -42,7 +41,7 @@ export class EventBindingService {
     private readonly bitrix24: Bitrix24Client,
     private readonly config: AppConfig,
     appLogger: AppLogger,
-    private readonly directory: PortalDirectory,
+    private readonly license: LicenseService,
   ) {
     this.portals = dataSource.getRepository(PortalEntity);
     this.logger = appLogger.child('event-binding');
@@ -59,7 +58,10 @@ export class EventBindingService {
     const offlineExtended = await portal.featureGet('rest_offline_extended');
     const deliveryMode: DeliveryMode = offlineExtended ? 'exactly-once' : 'at-most-once';
 
-    await this.learnPlan(memberId, portal);
+    // app.info: version and license; its LICENSE_FAMILY tells an Enterprise portal (5 requests/s,
+    // 250 before blocking) from the others (2/50). A failure keeps what was known and does not
+    // stop the binding.
+    await this.license.read(memberId, 'bind', portal);
 
     const existing = await portal.eventGet();
     const report: BindingReport = { bound: [], alreadyBound: [], deliveryMode };
@@ -94,31 +96,14 @@ export class EventBindingService {
     return report;
   }
 
-  /**
-   * app.info's LICENSE_FAMILY tells an Enterprise portal (5 requests/s, 250 before blocking) from
-   * the others (2/50): the portal's bucket follows its plan without configuration. Learnt at every
-   * bind (install, update, rebind), so a plan change is picked up too; a failure keeps the last
-   * known plan and does not stop the binding.
-   */
-  private async learnPlan(memberId: string, portal: PortalRestClient): Promise<void> {
-    try {
-      const info = await portal.appInfo();
-      const family = typeof info?.LICENSE_FAMILY === 'string' ? info.LICENSE_FAMILY : '';
-      await this.portals.update({ memberId }, { licenseFamily: family.slice(0, 32) });
-      this.directory.forget(memberId);
-    } catch (error) {
-      this.logger.warn(
-        { memberId, code: error instanceof DomainError ? error.code : undefined },
-        'portal plan not read; its rate limit stays as it was',
-      );
-    }
-  }
-
   private wantedBindings(): WantedBinding[] {
     const { offlineEvents, offlineMinTimeout } = this.config.bitrix24;
     return [
       { event: 'ONOFFLINEEVENT', offline: false, options: { minTimeout: offlineMinTimeout } },
       { event: 'ONAPPUNINSTALL', offline: false },
+      // A new version brings a new application_token; a payment asks for an app.info re-read.
+      { event: 'ONAPPUPDATE', offline: false },
+      { event: 'ONAPPPAYMENT', offline: false },
       ...offlineEvents.map((event) => ({ event, offline: true })),
     ];
   }

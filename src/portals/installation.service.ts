@@ -509,6 +509,11 @@ export class InstallationService {
     return changed;
   }
 
+  /** Tells the listeners that a portal's status or application token changed outside this service. */
+  announceChange(memberId: string): void {
+    this.notifyChanged(memberId);
+  }
+
   private notifyChanged(memberId: string): void {
     this.changeListeners.forEach((listener) => listener(memberId));
   }

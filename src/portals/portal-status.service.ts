@@ -24,7 +24,11 @@ export const ALLOWED_TRANSITIONS: Readonly<Record<PortalStatus, readonly PortalS
 
 const MAX_REASON_LENGTH = 500;
 
-export type PortalStatusListener = (memberId: string, status: PortalStatus) => void;
+export type PortalStatusListener = (
+  memberId: string,
+  status: PortalStatus,
+  from: PortalStatus,
+) => void;
 
 /** The one writer of `portals.status`: checks the transition, records it, logs it once. */
 @Injectable()
@@ -97,7 +101,7 @@ export class PortalStatusService {
     if (!changed) return false;
     this.transitions.inc({ to });
     this.log.info({ memberId, from, to, reason: shortReason }, 'portal status changed');
-    for (const listener of this.listeners) listener(memberId, to);
+    for (const listener of this.listeners) listener(memberId, to, from);
     return true;
   }
 

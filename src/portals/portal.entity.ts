@@ -21,6 +21,7 @@ export interface BoundEvent {
 )
 @Check('ck_portals_delivery_mode', `"delivery_mode" IN ('exactly-once','at-most-once')`)
 @Index('ix_portals_status_member_id', ['status', 'memberId'])
+@Index('ix_portals_license_check_due_at', ['licenseCheckDueAt'], { where: `"status" = 'active'` })
 export class PortalEntity {
   @PrimaryColumn({
     name: 'member_id',
@@ -71,9 +72,40 @@ export class PortalEntity {
   @Column({ name: 'rate_limit_burst', type: 'integer', nullable: true })
   rateLimitBurst: number | null;
 
-  /** app.info LICENSE_FAMILY (`ent` for Enterprise), read once; null until then. */
+  /** app.info LICENSE_FAMILY (`ent` for Enterprise); null until app.info was read. */
   @Column({ name: 'license_family', type: 'varchar', length: 32, nullable: true })
   licenseFamily: string | null;
+
+  /** app.info VERSION (or ONAPPUPDATE's VERSION once confirmed). */
+  @Column({ name: 'app_version', type: 'varchar', length: 32, nullable: true })
+  appVersion: string | null;
+
+  /** When a confirmed ONAPPUPDATE last replaced the application token. */
+  @Column({ name: 'app_updated_at', type: 'timestamptz', nullable: true })
+  appUpdatedAt: Date | null;
+
+  /** app.info STATUS: F free, D demo, T trial, P paid, L local, S subscription. */
+  @Column({ name: 'license_status', type: 'varchar', length: 8, nullable: true })
+  licenseStatus: string | null;
+
+  /** app.info PAYMENT_EXPIRED, or true after Bitrix24 answered PAYMENT_REQUIRED. */
+  @Column({ name: 'license_payment_expired', type: 'boolean', nullable: true })
+  licensePaymentExpired: boolean | null;
+
+  /** app.info DAYS: days left of the paid or trial period (negative in the grace period). */
+  @Column({ name: 'license_days', type: 'integer', nullable: true })
+  licenseDays: number | null;
+
+  @Column({ name: 'license_checked_at', type: 'timestamptz', nullable: true })
+  licenseCheckedAt: Date | null;
+
+  /** When the daily app.info read of this portal is due. */
+  @Column({ name: 'license_check_due_at', type: 'timestamptz', nullable: true })
+  licenseCheckDueAt: Date | null;
+
+  /** The last app.info re-read asked for by an event: at most one per portal per minute. */
+  @Column({ name: 'license_read_requested_at', type: 'timestamptz', nullable: true })
+  licenseReadRequestedAt: Date | null;
 
   @Column({ name: 'bound_events', type: 'jsonb', default: () => `'[]'` })
   boundEvents: BoundEvent[];

@@ -1,15 +1,19 @@
 import { Global, Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
+import { AppUpdateService } from './app-update.service';
 import { PortalDomainMoves } from './domain-move.service';
 import { EventBindingService } from './event-binding.service';
 import { InstallationService } from './installation.service';
+import { LicenseScheduler } from './license.scheduler';
+import { LicenseService } from './license.service';
 import { PortalInstallSweeper } from './portal-install-sweeper';
 import { PortalStatusService } from './portal-status.service';
 import { TokenCipher } from './token-cipher';
 import { TokenKeepAliveScheduler } from './token-keep-alive.scheduler';
 import { TokenKeepAlive } from './token-keep-alive.service';
 import { TokenVault } from './token-vault.service';
+import { UninstallConfirmation } from './uninstall-confirmation.service';
 
 /** Installations: their token chains (encrypted), their statuses and the chains' keep-alive. */
 @Global()
@@ -29,6 +33,10 @@ import { TokenVault } from './token-vault.service';
     InstallationService,
     EventBindingService,
     PortalInstallSweeper,
+    LicenseService,
+    LicenseScheduler,
+    AppUpdateService,
+    UninstallConfirmation,
   ],
   exports: [
     TokenVault,
@@ -38,6 +46,9 @@ import { TokenVault } from './token-vault.service';
     InstallationService,
     EventBindingService,
     TokenCipher,
+    LicenseService,
+    AppUpdateService,
+    UninstallConfirmation,
   ],
 })
 export class PortalsModule {}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import qs from 'qs';
 import { parseBitrixForm } from '../bootstrap';
 import { parseEventNotification, uninstallAsksForCleanup } from './event-notification';
@@ -30,6 +31,8 @@ describe('parseEventNotification', () => {
       event: 'ONCRMDEALUPDATE',
       memberId: AUTH.member_id,
       applicationToken: AUTH.application_token,
+      accessToken: undefined,
+      deliveryDigest: createHash('sha256').update(AUTH.access_token).digest('hex'),
       refreshToken: AUTH.refresh_token,
       data: { FIELDS: { ID: '5' } },
       firedAt: new Date(1721305951 * 1000),
@@ -64,6 +67,23 @@ describe('parseEventNotification', () => {
     });
     expect(notification.data).toEqual([]);
     expect(notification.firedAt?.getTime()).toBe(1721305951000);
+  });
+
+  it('keeps the access token of ONAPPUPDATE only, the one the portal is asked to confirm', () => {
+    expect(parseEventNotification({ event: 'onAppUpdate', auth: AUTH }).accessToken).toBe(
+      AUTH.access_token,
+    );
+  });
+
+  it('accepts ONAPPPAYMENT without an application token, and no other event', () => {
+    const tokenless: Record<string, unknown> = { ...AUTH };
+    delete tokenless.application_token;
+    expect(
+      parseEventNotification({ event: 'ONAPPPAYMENT', auth: tokenless }).applicationToken,
+    ).toBe('');
+    expect(() => parseEventNotification({ event: 'ONCRMDEALADD', auth: tokenless })).toThrow(
+      EventNotVerifiedError,
+    );
   });
 
   it('never keeps the access token', () => {

@@ -1,11 +1,27 @@
+import { createHash } from 'node:crypto';
 import { EventNotVerifiedError, MalformedEventError } from './webhook.errors';
 
-/** One Bitrix24 event POST, reduced to what we act on. The event's own access tokens are dropped here. */
+/** Events that carry no application_token at all (`on-app-payment.md`): nothing can vouch for them. */
+const WITHOUT_APPLICATION_TOKEN: ReadonlySet<string> = new Set(['ONAPPPAYMENT']);
+
+/** One Bitrix24 event POST, reduced to what we act on. */
 export interface EventNotification {
   /** Upper-cased, as Bitrix24 binds and sends it. */
   readonly event: string;
   readonly memberId: string;
+  /** '' only for ONAPPPAYMENT, which carries none. */
   readonly applicationToken: string;
+  /**
+   * The event's own access token. Only ONAPPUPDATE's is used: the portal, asked at its stored
+   * address, confirms it (the update's new application_token cannot vouch for itself).
+   */
+  readonly accessToken: string | undefined;
+  /**
+   * SHA-256 of the event's own access token, never the token: Bitrix24 issues each event delivery
+   * its own token, so two real changes with the same data in the same second differ here while a
+   * resent POST does not. Null when the event carries no token (robots, agents).
+   */
+  readonly deliveryDigest: string | null;
   /** Present on ONAPPINSTALL (and a few others); used only to confirm an installation at the OAuth server. */
   readonly refreshToken: string | undefined;
   /** `data` as Bitrix24 sent it; undefined when omitted (Bitrix24 drops empty data from form bodies). */
@@ -104,7 +120,20 @@ export function parseEventNotification(body: unknown): EventNotification {
   if (!MEMBER_ID.test(memberId))
     throw new MalformedEventError('auth[member_id] is not a member id');
 
-  const applicationToken = credential(auth, 'application_token');
+  const tokenless =
+    WITHOUT_APPLICATION_TOKEN.has(event.toUpperCase()) &&
+    (auth.application_token === undefined || auth.application_token === '');
+  const applicationToken = tokenless ? '' : credential(auth, 'application_token');
+  const presentedAccessToken =
+    auth.access_token === undefined || auth.access_token === ''
+      ? undefined
+      : credential(auth, 'access_token');
+  // Every other event's access token is dropped here: it is never used, so it is never kept.
+  const accessToken = event.toUpperCase() === 'ONAPPUPDATE' ? presentedAccessToken : undefined;
+  const deliveryDigest =
+    presentedAccessToken === undefined
+      ? null
+      : createHash('sha256').update(presentedAccessToken, 'utf8').digest('hex');
   const refreshToken =
     auth.refresh_token === undefined ? undefined : credential(auth, 'refresh_token');
 
@@ -121,6 +150,8 @@ export function parseEventNotification(body: unknown): EventNotification {
     event: event.toUpperCase(),
     memberId,
     applicationToken,
+    accessToken,
+    deliveryDigest,
     refreshToken,
     data: parseData(body.data),
     firedAt: parseFiredAt(body.ts),
@@ -132,4 +163,14 @@ export function uninstallAsksForCleanup(notification: EventNotification): boolea
   const data = notification.data;
   if (!isPlainObject(data)) return false;
   return String(data.CLEAN) === '1';
+}
+
+/** ONAPPUPDATE's `data[VERSION]`, the version just installed; undefined when absent or odd. */
+export function updatedVersion(notification: EventNotification): string | undefined {
+  const data = notification.data;
+  if (!isPlainObject(data)) return undefined;
+  const version = data.VERSION;
+  if (typeof version === 'number' && Number.isSafeInteger(version)) return String(version);
+  if (typeof version === 'string' && /^[0-9A-Za-z._-]{1,32}$/.test(version)) return version;
+  return undefined;
 }

@@ -6,9 +6,13 @@ import { InboxService } from '../inbox/inbox.service';
 import { AppLogger } from '../logging/app-logger';
 import { MetricsRegistry } from '../metrics/metrics.registry';
 import { DrainScheduler } from '../offline-queue/drain-scheduler.service';
+import { AppUpdateNotConfirmedError, AppUpdateService } from '../portals/app-update.service';
 import { InstallationNotConfirmedError } from '../portals/installation.errors';
 import { InstallationService } from '../portals/installation.service';
-import { EventNotification, uninstallAsksForCleanup } from './event-notification';
+import { LicenseService } from '../portals/license.service';
+import type { PortalStatus } from '../portals/portal-status';
+import { UninstallConfirmation, UninstallVerdict } from '../portals/uninstall-confirmation.service';
+import { EventNotification, uninstallAsksForCleanup, updatedVersion } from './event-notification';
 import { EventVerifier, Verification } from './event-verifier.service';
 import { EventNotVerifiedError } from './webhook.errors';
 
@@ -17,14 +21,32 @@ export type EventOutcome =
   | 'duplicate_install'
   | 'uninstalled'
   | 'duplicate_uninstall'
+  | 'uninstall_not_confirmed'
+  | 'uninstall_pending'
+  | 'updated'
+  | 'duplicate_update'
+  | 'update_pending'
+  | 'license_read_requested'
+  | 'license_read_skipped'
   | 'drain_requested'
   | 'stored'
   | 'duplicate';
 
 /**
+ * How long an ONAPPUNINSTALL waits for Bitrix24 to confirm it before it is answered. A user who
+ * removed the app expects it to stop at once, and the confirmation is one app.info call that
+ * usually takes well under a second; when Bitrix24 is slower the event is answered now and the
+ * confirmation finishes in the background (until then the portal stays as it was, and any call the
+ * product makes with the removed app's chain is refused by Bitrix24 and retires the portal anyway).
+ */
+export const UNINSTALL_CONFIRMATION_WAIT_MS = 5_000;
+
+/**
  * Routes a parsed event after verifying it. Nothing happens before verification; ONOFFLINEEVENT and
- * online events never call Bitrix24 inside the request. Tokens that come with an event are never
- * used: only ONAPPINSTALL's refresh token is exchanged, as proof of the installation.
+ * online events never call Bitrix24 inside the request. Tokens that come with an event are used
+ * only as proof: ONAPPINSTALL's refresh token is exchanged at the OAuth server, ONAPPUPDATE's
+ * access token is shown to the portal at its stored address. Lifecycle events that only Bitrix24
+ * can vouch for (ONAPPUNINSTALL, ONAPPUPDATE) act only once Bitrix24 confirmed them.
  */
 @Injectable()
 export class EventWebhookService {
@@ -36,6 +58,9 @@ export class EventWebhookService {
     private readonly installation: InstallationService,
     private readonly drainScheduler: DrainScheduler,
     private readonly inbox: InboxService,
+    private readonly appUpdate: AppUpdateService,
+    private readonly uninstallConfirmation: UninstallConfirmation,
+    private readonly license: LicenseService,
     metrics: MetricsRegistry,
     appLogger: AppLogger,
   ) {
@@ -62,13 +87,14 @@ export class EventWebhookService {
     switch (notification.event) {
       case 'ONAPPINSTALL':
         return this.install(notification, clientAddress);
-      case 'ONAPPUNINSTALL': {
-        // It carries no OAuth tokens: the application token is its only proof (any status will do).
-        const verification = await this.verify(notification);
-        if (!verification.verified) this.reject(notification, verification.reason);
-        const clean = uninstallAsksForCleanup(notification);
-        const { uninstalled } = await this.installation.uninstall(memberId, { clean });
-        return uninstalled ? 'uninstalled' : 'duplicate_uninstall';
+      case 'ONAPPUNINSTALL':
+        return this.uninstall(notification);
+      case 'ONAPPUPDATE':
+        return this.update(notification);
+      case 'ONAPPPAYMENT': {
+        // No application_token, no tokens: nothing vouches for it, so it only asks for a re-read.
+        const request = await this.license.requestRead(memberId, 'ONAPPPAYMENT');
+        return request === 'requested' ? 'license_read_requested' : 'license_read_skipped';
       }
       case 'ONOFFLINEEVENT':
         await this.verifyActive(notification);
@@ -121,6 +147,78 @@ export class EventWebhookService {
     }
   }
 
+  /**
+   * ONAPPUNINSTALL carries no OAuth tokens, and its application_token is readable by every user
+   * who opens the app: it is acted on only once Bitrix24 refuses the portal's chain as uninstalled.
+   */
+  private async uninstall(notification: EventNotification): Promise<EventOutcome> {
+    const { memberId } = notification;
+    const verification = await this.verify(notification);
+    if (!verification.verified) this.reject(notification, verification.reason);
+    const clean = uninstallAsksForCleanup(notification);
+    if (verification.status === 'uninstalled' || verification.status === 'deleted') {
+      await this.installation.uninstall(memberId, { clean });
+      return 'duplicate_uninstall';
+    }
+    const verdict = this.uninstallConfirmation.verdict(memberId);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([
+      verdict,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), UNINSTALL_CONFIRMATION_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (waited === undefined) {
+      this.logger.info({ memberId }, 'uninstall answered; Bitrix24 is still confirming it');
+      void verdict
+        .then((late) => this.actOnUninstall(memberId, late, clean, verification.status))
+        .then((outcome) => this.outcomes.inc({ outcome: `late_${outcome}` }))
+        .catch((error: unknown) =>
+          this.logger.error({ memberId, err: error }, 'late uninstall confirmation failed'),
+        );
+      return 'uninstall_pending';
+    }
+    return this.actOnUninstall(memberId, waited, clean, verification.status);
+  }
+
+  private async actOnUninstall(
+    memberId: string,
+    verdict: UninstallVerdict,
+    clean: boolean,
+    statusBefore: PortalStatus,
+  ): Promise<EventOutcome> {
+    if (verdict === 'installed' || verdict === 'unknown') {
+      const reason = verdict === 'installed' ? 'app_still_installed' : 'portal_unavailable';
+      this.appUpdate.countRefusal('ONAPPUNINSTALL', reason);
+      this.logger.warn(
+        { memberId, reason },
+        'ONAPPUNINSTALL not confirmed by Bitrix24: the portal keeps its status and tokens',
+      );
+      return 'uninstall_not_confirmed';
+    }
+    const { uninstalled } = await this.installation.uninstall(memberId, { clean });
+    // The confirming call itself may have retired the portal when Bitrix24 refused its chain.
+    const wasInstalled = statusBefore !== 'uninstalled' && statusBefore !== 'deleted';
+    return uninstalled || wasInstalled ? 'uninstalled' : 'duplicate_uninstall';
+  }
+
+  /** ONAPPUPDATE: a new application_token, confirmed with the portal before it replaces ours. */
+  private async update(notification: EventNotification): Promise<EventOutcome> {
+    try {
+      return await this.appUpdate.apply({
+        memberId: notification.memberId,
+        applicationToken: notification.applicationToken,
+        accessToken: notification.accessToken,
+        version: updatedVersion(notification),
+      });
+    } catch (error) {
+      if (error instanceof AppUpdateNotConfirmedError)
+        this.outcomes.inc({ outcome: 'not_verified' });
+      throw error;
+    }
+  }
+
   private async verify(notification: EventNotification): Promise<Verification> {
     return this.verifier.verify(notification.memberId, notification.applicationToken);
   }
@@ -143,14 +241,18 @@ export class EventWebhookService {
   }
 
   /**
-   * Online events carry no id. The same event name, firing second and data is the same delivery;
-   * without `ts`, the arrival second stands in, so a resend within that second still counts once.
+   * Online events carry no id, and Bitrix24 never resends one: what repeats is a POST delivered
+   * twice on the way (a proxy's retry). The event name, firing second, data and the delivery's own
+   * token digest identify a delivery, so two real changes of one deal in one second are both kept;
+   * without `ts`, the arrival second stands in.
    */
   private dedupKey(notification: EventNotification): string {
     const firedAt = notification.firedAt ?? new Date();
     const second = Math.floor(firedAt.getTime() / 1000);
     return createHash('sha256')
-      .update(`${notification.event}\n${second}\n${JSON.stringify(notification.data ?? null)}`)
+      .update(
+        `${notification.event}\n${second}\n${notification.deliveryDigest ?? ''}\n${JSON.stringify(notification.data ?? null)}`,
+      )
       .digest('hex');
   }
 }

@@ -131,4 +131,23 @@ describe('admin API documentation', () => {
       expect(document.components.schemas[match![1]]).toBeDefined();
     }
   });
+
+  it('documents the lifecycle fields of a portal and the license filter', () => {
+    const summary = document.components.schemas.PortalSummaryDto as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(summary.properties)).toEqual(
+      expect.arrayContaining(['appVersion', 'license']),
+    );
+    const license = document.components.schemas.LicenseDto as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(license.properties).sort()).toEqual(
+      ['checkedAt', 'daysLeft', 'family', 'paymentExpired', 'state', 'status'].sort(),
+    );
+    const list = document.paths['/admin/portals'].get;
+    expect(list.parameters?.map(({ name }) => name)).toEqual(
+      expect.arrayContaining(['status', 'license']),
+    );
+  });
 });

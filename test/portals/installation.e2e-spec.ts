@@ -85,7 +85,7 @@ describe('installation lifecycle over HTTP, against the emulator', () => {
       delivery_mode: 'exactly-once',
     });
     expect(row?.application_token_hash).toEqual(sha256(form.APPLICATION_TOKEN));
-    expect(row?.bound_events).toHaveLength(14);
+    expect(row?.bound_events).toHaveLength(16);
     expect(row?.bound_at).toBeInstanceOf(Date);
     expect(await statusHistory(portal.memberId)).toEqual(['->new', 'new>active']);
 
@@ -139,7 +139,7 @@ describe('installation lifecycle over HTTP, against the emulator', () => {
     const report = await h.app.app.get(EventBindingService).bind(portal.memberId);
 
     expect(report.bound).toEqual([]);
-    expect(report.alreadyBound).toHaveLength(14);
+    expect(report.alreadyBound).toHaveLength(16);
     expect(report.deliveryMode).toBe('exactly-once');
     const after = await h.emulator.control.stats(portal.memberId);
     expect(after.restCalls['event.bind']).toBe(before.restCalls['event.bind']);
@@ -547,7 +547,7 @@ describe('event binding with BITRIX24_AUTH_CONNECTOR', () => {
     );
     const report = await h.app.app.get(EventBindingService).bind(portal.memberId);
     expect(report.bound).toEqual([]);
-    expect(report.alreadyBound).toHaveLength(14);
+    expect(report.alreadyBound).toHaveLength(16);
   });
 
   it('records at-most-once delivery for a portal without rest_offline_extended', async () => {

@@ -56,6 +56,26 @@ describe('POST /bitrix24/events', () => {
       ]);
     });
 
+    it('keeps two real changes of one deal in the same second (each delivery has its own token)', async () => {
+      const portal = await installViaEvent(h);
+      const ts = Math.floor(Date.now() / 1000);
+      const delivery = (accessToken: string): string =>
+        genuineEventBody(portal, 'ONCRMDEALUPDATE', {
+          ts,
+          data: { FIELDS: { ID: '77' } },
+          auth: { access_token: accessToken, expires_in: '3600', user_id: '5' },
+        });
+
+      const first = await postEvent(h, delivery('firstdeliverytoken'));
+      const second = await postEvent(h, delivery('seconddeliverytoken'));
+      const resent = await postEvent(h, delivery('seconddeliverytoken'));
+
+      expect(await first.json()).toEqual({ outcome: 'stored' });
+      expect(await second.json()).toEqual({ outcome: 'stored' });
+      expect(await resent.json()).toEqual({ outcome: 'duplicate' });
+      expect(await storedEvents(portal.memberId)).toHaveLength(2);
+    });
+
     it('is accepted with unencoded brackets, as JSON, without data, and without OAuth tokens (robots)', async () => {
       const portal = await installViaEvent(h);
       const auth = `auth[member_id]=${portal.memberId}&auth[application_token]=${portal.applicationToken}`;

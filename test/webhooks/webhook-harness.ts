@@ -87,6 +87,8 @@ export function expectedBindings(h: Harness): BindingView[] {
   return [
     { event: 'ONOFFLINEEVENT', offline: false, handler, connectorId: '', minTimeout: 1 },
     { event: 'ONAPPUNINSTALL', offline: false, handler, connectorId: '' },
+    { event: 'ONAPPUPDATE', offline: false, handler, connectorId: '' },
+    { event: 'ONAPPPAYMENT', offline: false, handler, connectorId: '' },
     ...DEFAULT_OFFLINE_EVENTS.map((event) => ({
       event,
       offline: true,

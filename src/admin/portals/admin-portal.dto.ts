@@ -8,6 +8,7 @@ import {
   type PlanStatus,
   type PortalStatus,
 } from '../../portals/portal-status';
+import { LICENSE_STATES, type LicenseState } from '../../portals/portal-license';
 import { PageQueryDto } from '../pagination/page-query.dto';
 import { EventStatusCountsDto } from '../stats/admin-stats.dto';
 
@@ -25,6 +26,14 @@ export class ListPortalsQueryDto extends PageQueryDto {
   @IsOptional()
   @IsIn(PORTAL_STATUSES, { message: `status must be one of ${PORTAL_STATUSES.join(', ')}` })
   status?: PortalStatus;
+
+  @ApiPropertyOptional({
+    enum: LICENSE_STATES,
+    description: 'Only portals in this license state (`expired`: the ones to chase)',
+  })
+  @IsOptional()
+  @IsIn(LICENSE_STATES, { message: `license must be one of ${LICENSE_STATES.join(', ')}` })
+  license?: LicenseState;
 }
 
 export class BoundEventDto {
@@ -119,6 +128,47 @@ export class DrainHealthDto {
   inTrouble: boolean;
 }
 
+/** The app's license on the portal, as app.info last told it. */
+export class LicenseDto {
+  @ApiProperty({
+    enum: LICENSE_STATES,
+    description:
+      '`paid` (STATUS P/S), `trial` (T/D), `free` (F), `local` (L), `expired` (PAYMENT_EXPIRED=Y ' +
+      'or Bitrix24 answered PAYMENT_REQUIRED), `unknown` (not read yet)',
+  })
+  state: LicenseState;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'P',
+    description: 'app.info STATUS: F free, D demo, T trial, P paid, L local, S subscription',
+  })
+  status: string | null;
+
+  @ApiProperty({ type: Boolean, nullable: true, description: 'app.info PAYMENT_EXPIRED' })
+  paymentExpired: boolean | null;
+
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description:
+      'app.info DAYS: days left of the paid or trial period, negative in the grace period',
+  })
+  daysLeft: number | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'ent',
+    description: "app.info LICENSE_FAMILY: the portal's Bitrix24 plan family",
+  })
+  family: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  checkedAt: string | null;
+}
+
 export class PortalSummaryDto {
   @ApiProperty()
   memberId: string;
@@ -165,6 +215,17 @@ export class PortalSummaryDto {
 
   @ApiProperty({ type: DrainHealthDto })
   drainHealth: DrainHealthDto;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: '3',
+    description: 'Installed app version (app.info VERSION, or a confirmed ONAPPUPDATE)',
+  })
+  appVersion: string | null;
+
+  @ApiProperty({ type: LicenseDto })
+  license: LicenseDto;
 }
 
 export class PortalPageDto {

@@ -7,6 +7,7 @@ import { OfflineQueueStateEntity } from '../../offline-queue/offline-queue-state
 import { PortalStatusChangeEntity } from '../../portals/portal-status-change.entity';
 import { PortalTokenEntity } from '../../portals/portal-token.entity';
 import { PortalEntity } from '../../portals/portal.entity';
+import { licenseOf, licenseStateCondition } from '../../portals/portal-license';
 import { PortalNotFoundError } from '../admin.errors';
 import { KeysetCursor } from '../pagination/keyset-cursor';
 import { Page, toPage } from '../pagination/page-query.dto';
@@ -50,13 +51,17 @@ export class AdminPortalsQueries {
 
   /** Portals ordered by member_id; the keyset makes pages stable while portals are installed. */
   async list(query: ListPortalsQueryDto): Promise<Page<PortalSummaryDto>> {
-    const cursor = new KeysetCursor(`portals|status=${query.status ?? ''}`, MEMBER_ID_PATTERN);
+    const cursor = new KeysetCursor(
+      `portals|status=${query.status ?? ''}|license=${query.license ?? ''}`,
+      MEMBER_ID_PATTERN,
+    );
     const after = query.cursor === undefined ? undefined : cursor.decode(query.cursor);
     const builder = this.portals
       .createQueryBuilder('portal')
       .orderBy('portal.memberId', 'ASC')
       .limit(query.limit + 1);
     if (query.status) builder.andWhere('portal.status = :status', { status: query.status });
+    if (query.license) builder.andWhere(licenseStateCondition(query.license, 'portal'));
     if (after !== undefined) builder.andWhere('portal.memberId > :after', { after });
     const rows = await builder.getMany();
 
@@ -214,6 +219,15 @@ export class AdminPortalsQueries {
         nextAttemptAt: iso(state?.nextAttemptAt ?? null),
         inTrouble: (state?.consecutiveFailures ?? 0) >= TROUBLE_AFTER_FAILURES,
       },
+      appVersion: portal.appVersion,
+      license: (({ checkedAt, state: licenseState, status, paymentExpired, daysLeft, family }) => ({
+        state: licenseState,
+        status,
+        paymentExpired,
+        daysLeft,
+        family,
+        checkedAt: iso(checkedAt),
+      }))(licenseOf(portal)),
     };
   }
 

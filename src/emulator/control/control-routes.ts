@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type {
   AuthorizationCodeRequest,
+  ChangeLicenseRequest,
   OpenAppFrameRequest,
   ClockAdvanceRequest,
   CreatePortalRequest,
@@ -76,6 +77,13 @@ const schemas = {
     asAppCall: object({ authConnector: { type: 'string' } }),
   }),
   uninstall: object({ clean: boolean }),
+  publishVersion: object({}),
+  changeLicense: object({
+    appStatus,
+    paymentExpired: boolean,
+    days: { type: ['integer', 'null'] },
+    notify: boolean,
+  }),
   expireTokens: object({ refresh: boolean }),
   faults: object({
     errorRate: rate,
@@ -162,6 +170,17 @@ export async function registerControlRoutes(
         '/portals/:memberId/uninstall',
         { schema: { params: memberIdParams, body: schemas.uninstall } },
         async (request) => control.uninstall(request.params.memberId, request.body),
+      );
+      routes.post<{ Params: MemberIdParams }>(
+        '/portals/:memberId/app-versions',
+        { schema: { params: memberIdParams, body: schemas.publishVersion } },
+        async (request, reply) =>
+          reply.code(201).send(await control.publishVersion(request.params.memberId)),
+      );
+      routes.post<{ Params: MemberIdParams; Body: ChangeLicenseRequest }>(
+        '/portals/:memberId/license',
+        { schema: { params: memberIdParams, body: schemas.changeLicense } },
+        async (request) => control.changeLicense(request.params.memberId, request.body),
       );
       routes.post<{ Params: MemberIdParams; Body: ExpireTokensRequest }>(
         '/portals/:memberId/expire-tokens',

@@ -1,5 +1,8 @@
 import type {
   AppFrameForm,
+  ChangeLicenseRequest,
+  ChangeLicenseResult,
+  PublishVersionResult,
   OpenAppFrameRequest,
   AuthorizationCodeRequest,
   AuthorizationCodeResult,
@@ -38,7 +41,7 @@ import { assertValidHandlerUrl } from '../events/handler-url';
 import type { IssuedTokens } from '../oauth/token-registry';
 import { INSTALLING_ADMIN_ID, type Portal } from '../portals/portal';
 import { formatPortalDateTime } from '../portals/portal-time';
-import { randomLowercaseAlphanumerics } from '../random-identifiers';
+import { randomLowercaseAlphanumerics, randomMd5Shaped } from '../random-identifiers';
 import type { RestCallRunner } from '../rest/call-runner';
 import { defaultCrmFields } from '../rest/methods/crm-methods';
 import { RestError } from '../rest/rest-error';
@@ -194,6 +197,51 @@ export class EmulatorControl {
       handlers.map((binding) =>
         this.emulator.events.deliverAppUninstall(portal, binding, request.clean === true),
       ),
+    );
+    return { delivered: sent.map(delivered) };
+  }
+
+  /**
+   * The vendor published a new version and the portal installed it: a new application_token,
+   * then ONAPPUPDATE with the updating admin's auth to every online binding of it.
+   */
+  async publishVersion(memberId: string): Promise<PublishVersionResult> {
+    const portal = this.portal(memberId);
+    if (!portal.hasApp) throw new ControlError(409, 'NOT_INSTALLED', 'The app is not installed');
+    const { previousVersion, version } = portal.publishVersion(randomMd5Shaped());
+    const tokens = this.issueAdminTokens(portal);
+    const handlers = portal.isInstalled ? portal.bindings.forEvent('ONAPPUPDATE', false) : [];
+    const sent = await Promise.all(
+      handlers.map((binding) =>
+        this.emulator.events.deliverAppUpdate(portal, binding, tokens, previousVersion),
+      ),
+    );
+    return {
+      version,
+      previousVersion,
+      applicationToken: portal.applicationToken,
+      delivered: sent.map(delivered),
+      auth: { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken },
+    };
+  }
+
+  /** The portal's license changed (paid, renewed, expired); ONAPPPAYMENT goes out unless told not to. */
+  async changeLicense(
+    memberId: string,
+    request: ChangeLicenseRequest,
+  ): Promise<ChangeLicenseResult> {
+    const portal = this.portal(memberId);
+    portal.changeLicense({
+      ...(request.appStatus === undefined ? {} : { appStatus: request.appStatus }),
+      ...(request.paymentExpired === undefined ? {} : { paymentExpired: request.paymentExpired }),
+      ...(request.days === undefined ? {} : { days: request.days }),
+    });
+    const handlers =
+      request.notify !== false && portal.isInstalled
+        ? portal.bindings.forEvent('ONAPPPAYMENT', false)
+        : [];
+    const sent = await Promise.all(
+      handlers.map((binding) => this.emulator.events.deliverAppPayment(portal, binding)),
     );
     return { delivered: sent.map(delivered) };
   }

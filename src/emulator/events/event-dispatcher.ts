@@ -36,7 +36,6 @@ export interface RaiseOutcome {
 
 const DEFAULT_MIN_TIMEOUT_SECONDS = 1;
 const LANGUAGE_ID = 'en';
-const APP_VERSION = '1';
 
 /** Turns portal activity into offline rows and handler POSTs, as Bitrix's event sender does. */
 export class EventDispatcher {
@@ -108,8 +107,49 @@ export class EventDispatcher {
     binding: EventBinding,
     tokens: IssuedTokens,
   ): Promise<SentEvent> {
-    const data = { VERSION: APP_VERSION, ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID };
+    const data = { VERSION: String(portal.appVersion), ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID };
     return this.deliver(portal, binding, 'ONAPPINSTALL', data, this.auth(portal, tokens, true));
+  }
+
+  /**
+   * ONAPPUPDATE (`on-app-update.md`): the updating user's full auth, refresh token included, and
+   * the portal's new application_token; `data` names the new and the previous version.
+   */
+  deliverAppUpdate(
+    portal: Portal,
+    binding: EventBinding,
+    tokens: IssuedTokens,
+    previousVersion: number,
+  ): Promise<SentEvent> {
+    const data = {
+      VERSION: String(portal.appVersion),
+      PREVIOUS_VERSION: String(previousVersion),
+      LANGUAGE_ID,
+    };
+    return this.deliver(portal, binding, 'ONAPPUPDATE', data, this.auth(portal, tokens, true));
+  }
+
+  /**
+   * ONAPPPAYMENT (`on-app-payment.md`): the license as app.info tells it, and an auth block with
+   * neither tokens nor application_token, so nothing in it can be verified.
+   */
+  deliverAppPayment(portal: Portal, binding: EventBinding): Promise<SentEvent> {
+    const { settings } = portal;
+    const data = {
+      CODE: this.emulator.options.clientId,
+      VERSION: String(portal.appVersion),
+      STATUS: settings.appStatus,
+      PAYMENT_EXPIRED: settings.paymentExpired ? 'Y' : 'N',
+      DAYS: settings.days === null ? '' : String(settings.days),
+      LANGUAGE_ID,
+    };
+    const auth = {
+      domain: portal.domain,
+      server_endpoint: this.emulator.serverEndpoint,
+      client_endpoint: this.emulator.clientEndpoint(portal),
+      member_id: portal.memberId,
+    };
+    return this.deliver(portal, binding, 'ONAPPPAYMENT', data, auth);
   }
 
   /** ONAPPUNINSTALL is `sendAuth=false`: no tokens, application_token is the only proof. */

@@ -103,19 +103,47 @@ export class Portal {
   private readonly sentLog: SentEvent[] = [];
   private readonly requestLog: RestRequestRecord[] = [];
   private lastBulkObjectId = 0;
+  private currentApplicationToken: string;
+  /** The app version installed on the portal (app.info VERSION); a published update bumps it. */
+  private installedVersion = 1;
 
   constructor(
     readonly memberId: string,
     /** Changes when the portal moves to another domain (the control API's domain route). */
     public domain: string,
-    readonly applicationToken: string,
-    private readonly baseSettings: PortalSettings,
+    applicationToken: string,
+    private baseSettings: PortalSettings,
     clock: Clock,
     private readonly rateLimitOverride: RateLimit | undefined,
   ) {
     this.queue = new OfflineQueue(clock);
     this.rateLimiter = new LeakyBucket(clock);
     this.operatingTime = new OperatingTimeMeter(clock);
+    this.currentApplicationToken = applicationToken;
+  }
+
+  /** One per app per portal; an app update replaces it (`on-app-update.md`). */
+  get applicationToken(): string {
+    return this.currentApplicationToken;
+  }
+
+  get appVersion(): number {
+    return this.installedVersion;
+  }
+
+  /** The vendor published a new version and the portal installed it: a new application_token. */
+  publishVersion(applicationToken: string): { previousVersion: number; version: number } {
+    const previousVersion = this.installedVersion;
+    this.installedVersion += 1;
+    this.currentApplicationToken = applicationToken;
+    return { previousVersion, version: this.installedVersion };
+  }
+
+  /** The portal's license changed (a payment, an expiry): what app.info answers from now on. */
+  changeLicense(
+    change: Partial<Pick<PortalSettings, 'appStatus' | 'paymentExpired' | 'days'>>,
+  ): void {
+    this.baseSettings = { ...this.baseSettings, ...change };
   }
 
   /** The settings in force: what the portal was created with, overridden by current faults. */

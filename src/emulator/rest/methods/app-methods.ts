@@ -29,7 +29,7 @@ function describeApp(call: MethodCall): MethodOutcome {
     result: {
       ID: APP_ID,
       CODE: call.emulator.options.clientId,
-      VERSION: 1,
+      VERSION: call.portal.appVersion,
       STATUS: settings.appStatus,
       INSTALLED: call.portal.isInstalled,
       PAYMENT_EXPIRED: settings.paymentExpired ? 'Y' : 'N',
