@@ -23,6 +23,13 @@ export const TRANSPORT_ERROR_CODES = {
   network: 'NETWORK_ERROR',
   timeout: 'REQUEST_TIMEOUT',
   invalidResponse: 'INVALID_RESPONSE',
+  /**
+   * A 3xx answer that is not followed: the caller does not follow redirects, or it is no domain
+   * move (no http(s) Location, the same host, outside the REST path, https to http).
+   */
+  redirect: 'REDIRECT',
+  /** A second redirect in one call: the new address redirects again (a move not applied yet). */
+  redirectLoop: 'REDIRECT_LOOP',
 } as const;
 
 function kindFor(category: Bitrix24ErrorCategory, httpStatus: number): ErrorKind {

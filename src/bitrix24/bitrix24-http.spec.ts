@@ -2,7 +2,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../config/app-config';
 import { TRANSPORT_ERROR_CODES } from './bitrix24-api.error';
-import { Bitrix24Http } from './bitrix24-http';
+import { Bitrix24Http, redirectAsFailure } from './bitrix24-http';
 
 /** A local server whose answer each test decides; it counts the requests it received. */
 class LocalServer {
@@ -99,5 +99,46 @@ describe('Bitrix24Http', () => {
     await http.post(url, { json: {} }, caller.signal);
     expect(added).toHaveLength(2);
     expect(removed).toEqual(added);
+  });
+
+  it('answers a 302 as a redirect with its Location made absolute, without following it', async () => {
+    server.answer = (response) => {
+      response.statusCode = 302;
+      response.setHeader('location', '/new.test/rest/app.info');
+      response.end();
+    };
+    await expect(http.post(url, { json: { a: 1 } })).resolves.toEqual({
+      kind: 'redirect',
+      status: 302,
+      location: new URL('/new.test/rest/app.info', url).href,
+    });
+    expect(server.received).toBe(1);
+  });
+
+  it('answers a redirect without Location with a null location', async () => {
+    server.answer = (response) => {
+      response.statusCode = 301;
+      response.end();
+    };
+    await expect(http.post(url, { json: {} })).resolves.toEqual({
+      kind: 'redirect',
+      status: 301,
+      location: null,
+    });
+  });
+
+  it('turns a redirect into a REDIRECT transport failure for callers that do not follow it', () => {
+    expect(
+      redirectAsFailure({
+        kind: 'redirect',
+        status: 302,
+        location: 'https://new.bitrix24.com/rest/x?auth=secret',
+      }),
+    ).toEqual({
+      kind: 'transport_failure',
+      code: TRANSPORT_ERROR_CODES.redirect,
+      description: 'HTTP 302 redirect to https://new.bitrix24.com, not followed',
+      status: 302,
+    });
   });
 });

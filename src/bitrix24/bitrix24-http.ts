@@ -2,15 +2,48 @@ import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { TRANSPORT_ERROR_CODES } from './bitrix24-api.error';
 
-export type HttpOutcome =
-  | { readonly kind: 'answer'; readonly status: number; readonly body: Record<string, unknown> }
-  | {
-      readonly kind: 'transport_failure';
-      readonly code: string;
-      readonly description: string;
-      /** Set when an answer arrived but was not a JSON object. */
-      readonly status: number;
-    };
+export interface HttpAnswer {
+  readonly kind: 'answer';
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+export interface HttpTransportFailure {
+  readonly kind: 'transport_failure';
+  readonly code: string;
+  readonly description: string;
+  /** Set when an answer arrived but was not a JSON object (or was a redirect not followed). */
+  readonly status: number;
+}
+
+/**
+ * A 3xx answer. Redirects are never followed by fetch: it would turn the POST into a GET without
+ * its body, and follow a loop up to its own limit. `location` is absolute (resolved against the
+ * request's URL), or null when the answer named none we could parse.
+ */
+export interface HttpRedirect {
+  readonly kind: 'redirect';
+  readonly status: number;
+  readonly location: string | null;
+}
+
+export type HttpOutcome = HttpAnswer | HttpTransportFailure | HttpRedirect;
+
+/** For callers that do not follow redirects: a redirect is a transport failure of its own code. */
+export function redirectAsFailure(outcome: HttpOutcome): HttpAnswer | HttpTransportFailure {
+  if (outcome.kind !== 'redirect') return outcome;
+  return {
+    kind: 'transport_failure',
+    code: TRANSPORT_ERROR_CODES.redirect,
+    description: `HTTP ${outcome.status} redirect${outcome.location === null ? ' without a usable Location' : ` to ${originOf(outcome.location)}`}, not followed`,
+    status: outcome.status,
+  };
+}
+
+/** A URL's origin only: the path and query of a Location are not repeated in messages. */
+export function originOf(url: string): string {
+  return URL.parse(url)?.origin ?? 'an unparsable address';
+}
 
 export type HttpBody =
   { readonly json: Record<string, unknown> } | { readonly form: Record<string, string> };
@@ -38,6 +71,7 @@ export class Bitrix24Http {
     const forwardAbort = (): void => controller.abort(signal?.reason);
     signal?.addEventListener('abort', forwardAbort, { once: true });
     let status = 0;
+    let location: string | null;
     let text: string;
     try {
       const response = await fetch(url, {
@@ -49,8 +83,11 @@ export class Bitrix24Http {
         body:
           'json' in body ? JSON.stringify(body.json) : new URLSearchParams(body.form).toString(),
         signal: controller.signal,
+        redirect: 'manual',
       });
       status = response.status;
+      const header = response.headers.get('location');
+      location = header === null ? null : (URL.parse(header, url)?.href ?? null);
       text = await response.text();
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
@@ -72,6 +109,7 @@ export class Bitrix24Http {
       clearTimeout(timer);
       signal?.removeEventListener('abort', forwardAbort);
     }
+    if (status >= 300 && status < 400) return { kind: 'redirect', status, location };
     try {
       const parsed: unknown = JSON.parse(text);
       if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {

@@ -31,6 +31,9 @@ const CALLER_CODES = new Set<string>([
   'ERROR_BATCH_LENGTH_EXCEEDED',
   'ERROR_BATCH_METHOD_NOT_ALLOWED',
   'CODE_EMPTY',
+  // Repeating a refused redirect would only meet the same redirect again.
+  TRANSPORT_ERROR_CODES.redirect,
+  TRANSPORT_ERROR_CODES.redirectLoop,
 ]);
 
 /** The installation is gone or unpaid: the status the portal moves to. */
@@ -61,6 +64,7 @@ export function classifyRestError(bitrixCode: string, httpStatus: number): Bitri
 export function classifyOAuthError(bitrixCode: string, httpStatus: number): Bitrix24ErrorCategory {
   if (bitrixCode === 'invalid_grant') return 'auth';
   if (bitrixCode === 'PAYMENT_REQUIRED') return 'portal_gone';
+  if (bitrixCode === TRANSPORT_ERROR_CODES.redirect) return 'caller';
   if (
     bitrixCode === TRANSPORT_ERROR_CODES.network ||
     bitrixCode === TRANSPORT_ERROR_CODES.timeout

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { MetricsRegistry } from '../metrics/metrics.registry';
 import { Bitrix24ApiError, TRANSPORT_ERROR_CODES, withoutSecret } from './bitrix24-api.error';
-import { Bitrix24Http } from './bitrix24-http';
+import { Bitrix24Http, redirectAsFailure } from './bitrix24-http';
 import type { AppInfo } from './bitrix24.types';
 import { classifyRestError } from './error-classification';
 
@@ -78,9 +78,11 @@ export class InstallerRightsClient {
     accessToken: string,
     method: string,
   ): Promise<unknown> {
-    const outcome = await this.http.post(`${clientEndpoint.replace(/\/+$/, '')}/${method}`, {
-      json: { auth: accessToken },
-    });
+    const outcome = redirectAsFailure(
+      await this.http.post(`${clientEndpoint.replace(/\/+$/, '')}/${method}`, {
+        json: { auth: accessToken },
+      }),
+    );
     if (outcome.kind === 'transport_failure') {
       throw this.failure(method, accessToken, outcome.code, outcome.description, outcome.status);
     }

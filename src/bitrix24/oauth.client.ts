@@ -3,8 +3,9 @@ import type { Counter } from 'prom-client';
 import { AppConfig } from '../config/app-config';
 import { MetricsRegistry } from '../metrics/metrics.registry';
 import { OAuthError, TRANSPORT_ERROR_CODES, withoutSecret } from './bitrix24-api.error';
-import { Bitrix24Http } from './bitrix24-http';
+import { Bitrix24Http, redirectAsFailure } from './bitrix24-http';
 import type { OAuthTokenResponse } from './bitrix24.types';
+import { oauthTokenUrl } from './oauth-server-choice';
 import { classifyOAuthError } from './error-classification';
 
 const REQUIRED_STRING_FIELDS = ['access_token', 'refresh_token', 'member_id', 'client_endpoint'];
@@ -32,23 +33,33 @@ export class OAuthClient {
   /**
    * Spends `refreshToken` for a new token pair. Not retried here: the token is single-use, and a
    * second try after an answer we did not see would fail with invalid_grant anyway.
+   *
+   * `serverEndpoint` is the portal's stored OAuth server: used when it is a known one (Bitrix24's
+   * west or east server, or BITRIX24_OAUTH_URL), else BITRIX24_OAUTH_URL. Installs pass none: an
+   * install's refresh token is exchanged at BITRIX24_OAUTH_URL only, never at an address the
+   * request named.
    */
-  async refresh(refreshToken: string, signal?: AbortSignal): Promise<OAuthTokenResponse> {
+  async refresh(
+    refreshToken: string,
+    options: { serverEndpoint?: string | null; signal?: AbortSignal } = {},
+  ): Promise<OAuthTokenResponse> {
     if (refreshToken === '') {
       throw this.failure('invalid_request', 'no refresh token to exchange', 0);
     }
     const { clientId, clientSecret, oauthUrl } = this.config.bitrix24;
-    const outcome = await this.http.post(
-      `${oauthUrl}/oauth/token/`,
-      {
-        form: {
-          grant_type: 'refresh_token',
-          client_id: clientId,
-          client_secret: clientSecret,
-          refresh_token: refreshToken,
+    const outcome = redirectAsFailure(
+      await this.http.post(
+        oauthTokenUrl(options.serverEndpoint, oauthUrl),
+        {
+          form: {
+            grant_type: 'refresh_token',
+            client_id: clientId,
+            client_secret: clientSecret,
+            refresh_token: refreshToken,
+          },
         },
-      },
-      signal,
+        options.signal,
+      ),
     );
     if (outcome.kind === 'transport_failure') {
       throw this.failure(outcome.code, outcome.description, outcome.status);

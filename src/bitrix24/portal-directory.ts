@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import type { PortalStatus } from '../portals/portal-status';
+import { PortalDomainMoves } from '../portals/domain-move.service';
 import { PortalStatusService } from '../portals/portal-status.service';
 import { PortalEntity } from '../portals/portal.entity';
 import { PortalNotActiveError } from './bitrix24-api.error';
@@ -50,14 +51,17 @@ export class PortalDirectory {
     private readonly dataSource: DataSource,
     private readonly config: AppConfig,
     portalStatus: PortalStatusService,
+    domainMoves: PortalDomainMoves,
   ) {
     portalStatus.onTransition((memberId, status) => {
       const entry = this.entries.get(memberId);
       if (entry) entry.status = status;
     });
+    // The next call reads the new client_endpoint instead of going to the old address again.
+    domainMoves.onMove((memberId) => this.forget(memberId));
   }
 
-  /** Reads the portal again on its next call (its plan or limits changed). */
+  /** Reads the portal again on its next call (its plan, limits or address changed). */
   forget(memberId: string): void {
     this.entries.delete(memberId);
   }

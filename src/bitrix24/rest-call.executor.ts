@@ -6,6 +6,8 @@ import { DataSource } from 'typeorm';
 import { DomainError } from '../errors/domain-error';
 import { AppLogger } from '../logging/app-logger';
 import { MetricsRegistry } from '../metrics/metrics.registry';
+import { PortalDomainMoves } from '../portals/domain-move.service';
+import { portalLocationOf } from '../portals/oauth-answer';
 import { PortalStatusService } from '../portals/portal-status.service';
 import { TokenVault } from '../portals/token-vault.service';
 import {
@@ -15,12 +17,13 @@ import {
   TRANSPORT_ERROR_CODES,
   withoutSecret,
 } from './bitrix24-api.error';
-import { Bitrix24Http, HttpOutcome } from './bitrix24-http';
+import { Bitrix24Http, HttpAnswer, HttpTransportFailure, originOf } from './bitrix24-http';
 import type { RestResponse } from './bitrix24.types';
 import { classifyRestError, statusForPortalGone } from './error-classification';
 import { OperatingTimeTracker } from './operating-time.tracker';
 import { PortalDirectory } from './portal-directory';
 import { PortalRateLimiter } from './portal-rate-limiter';
+import { redirectTarget } from './portal-redirect';
 import { RetryPolicy } from './retry-policy';
 
 /**
@@ -85,6 +88,7 @@ export class RestCallExecutor implements OnApplicationShutdown {
     private readonly dataSource: DataSource,
     appLogger: AppLogger,
     metrics: MetricsRegistry,
+    private readonly domainMoves: PortalDomainMoves,
   ) {
     this.log = appLogger.child('bitrix24-client');
     this.requests = metrics.counter(
@@ -122,6 +126,8 @@ export class RestCallExecutor implements OnApplicationShutdown {
     let retriedWithNewerChain = false;
     /** Set after an auth error: the generation whose access token Bitrix24 rejected. */
     let rejectedGeneration: number | undefined;
+    /** Set once the portal answered with a redirect to its new address (at most one per call). */
+    let redirectedTo: string | undefined;
     for (;;) {
       const target = await this.directory.callableTarget(memberId);
       const parkedMs = attempts === 0 ? this.operatingTime.parkedMs(memberId, method) : 0;
@@ -150,17 +156,38 @@ export class RestCallExecutor implements OnApplicationShutdown {
         this.bucketWait.observe((performance.now() - waitStartedAt) / 1000);
         attempts += 1;
         const sentAt = performance.now();
+        const baseUrl = redirectedTo ?? target.restBaseUrl;
         const outcome = await this.http.post(
-          `${target.restBaseUrl}/${method}`,
+          `${baseUrl}/${method}`,
           { json: { ...params, auth: token.accessToken } },
           this.stopping.signal,
         );
         this.duration.observe({ method }, (performance.now() - sentAt) / 1000);
-        const answer = this.interpret(outcome, method, token.accessToken);
+        let answer: RestResponse<unknown> | Bitrix24ApiError;
+        if (outcome.kind === 'redirect') {
+          const next = redirectTarget(outcome, baseUrl, redirectedTo !== undefined, method);
+          if (typeof next === 'string') {
+            this.requests.inc({ method, outcome: 'redirect' });
+            this.log.info(
+              { memberId, method, from: originOf(baseUrl), to: originOf(next) },
+              'portal answered with a redirect to another host: re-sending the call there once',
+            );
+            redirectedTo = next;
+            continue;
+          }
+          this.log.warn(
+            { memberId, method, bitrixCode: next.bitrixCode, status: outcome.status },
+            'portal redirect not followed',
+          );
+          answer = next;
+        } else {
+          answer = this.interpret(outcome, method, token.accessToken);
+        }
         if (!(answer instanceof Bitrix24ApiError)) {
           bucket.recordSuccess();
           this.requests.inc({ method, outcome: 'ok' });
           this.operatingTime.record(memberId, method, answer.time);
+          if (redirectedTo !== undefined) await this.moved(memberId, redirectedTo);
           return answer;
         }
         this.requests.inc({ method, outcome: answer.bitrixCode });
@@ -233,7 +260,7 @@ export class RestCallExecutor implements OnApplicationShutdown {
 
   /** The success body, or the failure as a classified error (with our token scrubbed from it). */
   private interpret(
-    outcome: HttpOutcome,
+    outcome: HttpAnswer | HttpTransportFailure,
     method: string,
     accessToken: string,
   ): RestResponse<unknown> | Bitrix24ApiError {
@@ -260,6 +287,23 @@ export class RestCallExecutor implements OnApplicationShutdown {
       return failure(TRANSPORT_ERROR_CODES.invalidResponse, 'an answer without result', status);
     }
     return body as unknown as RestResponse<unknown>;
+  }
+
+  /**
+   * A call re-sent to the address a redirect named has succeeded there: the portal has moved. The
+   * call's answer is returned even if recording the move fails: the next call is redirected again.
+   */
+  private async moved(memberId: string, restBaseUrl: string): Promise<void> {
+    const location = portalLocationOf(`${restBaseUrl}/`);
+    if (!location) return;
+    try {
+      await this.domainMoves.move(memberId, location);
+    } catch (error) {
+      this.log.warn(
+        { memberId, to: originOf(restBaseUrl), reason: (error as Error).message.slice(0, 200) },
+        'portal answered at its new address but the move was not stored',
+      );
+    }
   }
 
   /**

@@ -30,6 +30,8 @@ import type {
   UninstallResult,
   UserActionRequest,
   UserActionResult,
+  MoveDomainRequest,
+  MovedDomain,
 } from './control-contract';
 
 /** The control API refused a request; `code` is its `error` field. */
@@ -155,6 +157,11 @@ export class EmulatorControlClient {
   /** Moves the emulator's clock forward: tokens age, buckets drain, minTimeout windows pass. */
   advanceClock(seconds: number): Promise<ClockState> {
     return this.send('POST', '/clock/advance', { seconds });
+  }
+
+  /** The portal changes its domain; with `loop`, the old and new addresses redirect to each other. */
+  moveDomain(memberId: string, request: MoveDomainRequest): Promise<MovedDomain> {
+    return this.send('POST', `${portalPath(memberId)}/domain`, request);
   }
 
   private async send<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -294,3 +294,27 @@ export interface AppFrameForm {
     readonly APP_SID: string;
   };
 }
+
+/** `POST /_emulator/portals/:memberId/domain`: the portal changes its domain. */
+export interface MoveDomainRequest {
+  readonly domain: string;
+  /**
+   * The move is not applied yet and loops: the old address redirects to the new one and the new
+   * one back (x3group-dev/bitrix24-api-laravel PR #21). OAuth answers keep the old address.
+   */
+  readonly loop?: boolean;
+}
+
+export interface PortalAddress {
+  readonly domain: string;
+  readonly clientEndpoint: string;
+}
+
+export interface MovedDomain {
+  readonly memberId: string;
+  /** The address before the move: its REST path answers 302 with `Location` at `to`. */
+  readonly from: PortalAddress;
+  /** The new address (on another port of the emulator, so another host). */
+  readonly to: PortalAddress;
+  readonly loop: boolean;
+}

@@ -56,7 +56,7 @@ export class Emulator {
   }
 
   clientEndpoint(portal: Portal): string {
-    return `${this.url}/${portal.domain}/rest/`;
+    return `${portal.origin ?? this.url}/${portal.domain}/rest/`;
   }
 
   /** Creates a portal; undefined when its member_id or domain is taken. */
@@ -92,5 +92,29 @@ export class Emulator {
 
   close(): void {
     this.sender.close();
+  }
+
+  /**
+   * Opens another origin of this emulator (one more loopback port, the same routes), so a portal
+   * that moves its domain moves to another host. Set by startEmulator once the server listens.
+   */
+  openOrigin: () => Promise<string> = () =>
+    Promise.reject(new Error('The emulator is not listening yet'));
+
+  /**
+   * Moves a portal to `domain` at a new origin of its own: its old REST address answers 302 with
+   * the new one in `Location`, OAuth answers and events name the new `client_endpoint`. With
+   * `loop`, the move is not applied: the old address redirects to the new one and the new one back.
+   * Returns the new address's client_endpoint.
+   */
+  async moveDomain(portal: Portal, domain: string, loop: boolean): Promise<string> {
+    const origin = await this.openOrigin();
+    const newEndpoint = `${origin}/${domain}/rest/`;
+    if (loop) {
+      this.portals.loop(portal, domain, newEndpoint);
+    } else {
+      this.portals.move(portal, domain, origin);
+    }
+    return newEndpoint;
   }
 }

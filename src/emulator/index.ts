@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { RealClock, type Clock } from './clock';
 import { EmulatorControlClient } from './control-client';
 import { Emulator } from './emulator';
@@ -61,13 +61,35 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   const server = await buildEmulatorServer(emulator);
   await server.listen({ host, port: options.port ?? 0 });
   const { port } = server.server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const urlOf = (listeningPort: number): string =>
+    `http://${host.includes(':') ? `[${host}]` : host}:${listeningPort}`;
+  const url = urlOf(port);
   emulator.url = url;
+  // More ports for portals that moved their domain: their connections go to the same HTTP server.
+  const origins: Server[] = [];
+  const sockets = new Set<Socket>();
+  emulator.openOrigin = async () => {
+    const listener = createServer((socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      server.server.emit('connection', socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(0, host, resolve);
+    });
+    origins.push(listener);
+    return urlOf((listener.address() as AddressInfo).port);
+  };
   return {
     url,
     control: new EmulatorControlClient(url),
     close: async () => {
       emulator.close();
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(
+        origins.map((listener) => new Promise((resolve) => listener.close(resolve))),
+      );
       await server.close();
     },
   };

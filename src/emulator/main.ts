@@ -44,6 +44,11 @@ Create a portal and install the app on it (ONAPPINSTALL goes to the app's event 
 Then queue offline events, and watch the portal:
   curl -s -X POST ${url}/_emulator/portals/${memberId}/offline-events -H 'content-type: application/json' -d '{"count":100}'
   curl -s ${url}/_emulator/portals/${memberId}/stats
+
+Move the portal to another domain (its old REST address answers 302 with the new one in Location;
+the new address is another port of the emulator; "loop":true makes the two redirect to each other):
+  curl -s -X POST ${url}/_emulator/portals/${memberId}/domain -H 'content-type: application/json' \\
+    -d '{"domain":"acme-new.bitrix24.test"}'
 `;
 }
 

@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import { AppUpdateService } from './app-update.service';
+import { PortalDomainMoves } from './domain-move.service';
 import { EventBindingService } from './event-binding.service';
 import { InstallationService } from './installation.service';
 import { LicenseScheduler } from './license.scheduler';
@@ -26,6 +27,7 @@ import { UninstallConfirmation } from './uninstall-confirmation.service';
     },
     TokenVault,
     PortalStatusService,
+    PortalDomainMoves,
     TokenKeepAlive,
     TokenKeepAliveScheduler,
     InstallationService,
@@ -39,6 +41,7 @@ import { UninstallConfirmation } from './uninstall-confirmation.service';
   exports: [
     TokenVault,
     PortalStatusService,
+    PortalDomainMoves,
     TokenKeepAlive,
     InstallationService,
     EventBindingService,

@@ -6,10 +6,12 @@ import { DataSource, EntityManager } from 'typeorm';
 import { OAuthError, PortalNotActiveError } from '../bitrix24/bitrix24-api.error';
 import type { OAuthTokenResponse } from '../bitrix24/bitrix24.types';
 import { OAuthClient } from '../bitrix24/oauth.client';
+import { knownOAuthServer } from '../bitrix24/oauth-server-choice';
 import { AppConfig } from '../config/app-config';
 import { DomainError } from '../errors/domain-error';
 import { AppLogger } from '../logging/app-logger';
 import { MetricsRegistry } from '../metrics/metrics.registry';
+import { PortalDomainMoves } from './domain-move.service';
 import { accessExpiryOf, planStatusOf, PortalLocation, portalLocationOf } from './oauth-answer';
 import { PlanStatus, PortalStatus } from './portal-status';
 import { PortalStatusService } from './portal-status.service';
@@ -19,6 +21,8 @@ import { MemberIdMismatchError } from './token-vault.error';
 /** An access token this close to its expiry is refreshed before use rather than sent to fail. */
 const EXPIRY_MARGIN_MS = 60_000;
 const DAY_MS = 86_400_000;
+/** The width of portals.server_endpoint. */
+const MAX_SERVER_ENDPOINT_LENGTH = 512;
 
 /** How long a refreshed chain whose commit failed is retried on fresh connections. */
 const STORE_RETRY_DEADLINE_MS = 60_000;
@@ -37,6 +41,8 @@ interface StoredChain {
   accessExpiresAt: Date | null;
   generation: number;
   portalStatus: PortalStatus;
+  /** The portal's stored OAuth server: its refreshes go there when it is a known one. */
+  serverEndpoint: string | null;
 }
 
 interface UsableToken {
@@ -58,6 +64,8 @@ interface IssuedChain {
   columns: EncryptedColumns;
   /** Null when the answer's client_endpoint is unusable: the stored one stays. */
   location: PortalLocation | null;
+  /** The answer's server_endpoint when it names a known OAuth server; else the stored one stays. */
+  serverEndpoint: string | null;
   planStatus: PlanStatus | null;
   /** Database time at which the refresh transaction began. */
   refreshStartedAt: Date;
@@ -112,6 +120,7 @@ export class TokenVault implements BeforeApplicationShutdown {
     private readonly config: AppConfig,
     appLogger: AppLogger,
     metrics: MetricsRegistry,
+    private readonly domainMoves: PortalDomainMoves,
   ) {
     this.log = appLogger.child('token-vault');
     this.refreshes = metrics.counter(
@@ -289,7 +298,9 @@ export class TokenVault implements BeforeApplicationShutdown {
         statusBefore = chain.portalStatus;
         let tokens: OAuthTokenResponse;
         try {
-          tokens = await this.oauth.refresh(refreshToken);
+          tokens = await this.oauth.refresh(refreshToken, {
+            serverEndpoint: chain.serverEndpoint,
+          });
         } catch (error) {
           if (error instanceof OAuthError && error.bitrixCode === 'invalid_grant') {
             rejectedGeneration = chain.generation;
@@ -387,16 +398,28 @@ export class TokenVault implements BeforeApplicationShutdown {
       refreshToken: tokens.refresh_token,
       columns: this.encryptedColumns(memberId, tokens, Date.now()),
       location,
+      serverEndpoint: this.knownServerEndpoint(tokens.server_endpoint),
       planStatus: planStatusOf(tokens.status),
       refreshStartedAt,
       wasPaymentRequired: replaced.portalStatus === 'payment_required',
     };
   }
 
+  /** A server_endpoint worth storing: one that later refreshes would be sent to. */
+  private knownServerEndpoint(serverEndpoint: unknown): string | null {
+    if (typeof serverEndpoint !== 'string' || serverEndpoint.length > MAX_SERVER_ENDPOINT_LENGTH) {
+      return null;
+    }
+    return knownOAuthServer(serverEndpoint, this.config.bitrix24.oauthUrl) === null
+      ? null
+      : serverEndpoint;
+  }
+
   /**
    * Stores an issued chain if the row still holds the chain it replaces; null when the row moved on
    * (a re-install stored another chain, an uninstall wiped it). The OAuth server is also the
-   * authority on where the portal lives and on its plan.
+   * authority on where the portal lives (a client_endpoint on another host is a domain move,
+   * recorded in the portal's history), on its plan and on its OAuth server.
    */
   private async writeIssued(manager: EntityManager, issued: IssuedChain): Promise<number | null> {
     const [rows] = await manager.query<[{ generation: number }[], number]>(
@@ -409,23 +432,40 @@ export class TokenVault implements BeforeApplicationShutdown {
     if (rows.length === 0) return null;
     // SKIP LOCKED: a portal row locked by someone else (a re-install writing it anew) is left to
     // them, and we never wait for the portal row while holding the token row.
-    await manager.query(
-      `UPDATE "portals" SET "client_endpoint" = COALESCE($2::text, "client_endpoint"),
-         "domain" = COALESCE($3::text, "domain"), "plan_status" = COALESCE($4::char, "plan_status"),
-         "updated_at" = now()
-       WHERE "member_id" IN (
-         SELECT "member_id" FROM "portals"
+    // An UPDATE answers [rows, count]; the CTE's rows are read before the update.
+    const [[moved]] = await manager.query<
+      [{ status: PortalStatus; old_domain: string; new_domain: string }[], number]
+    >(
+      `WITH "before" AS (
+         SELECT "member_id", "domain" FROM "portals"
          WHERE "member_id" = $1
            AND ("client_endpoint" IS DISTINCT FROM COALESCE($2::text, "client_endpoint")
-             OR "plan_status" IS DISTINCT FROM COALESCE($4::char, "plan_status"))
-         FOR UPDATE SKIP LOCKED)`,
+             OR "plan_status" IS DISTINCT FROM COALESCE($4::char, "plan_status")
+             OR "server_endpoint" IS DISTINCT FROM COALESCE($5::text, "server_endpoint"))
+         FOR UPDATE SKIP LOCKED)
+       UPDATE "portals" p SET "client_endpoint" = COALESCE($2::text, p."client_endpoint"),
+         "domain" = COALESCE($3::text, p."domain"),
+         "plan_status" = COALESCE($4::char, p."plan_status"),
+         "server_endpoint" = COALESCE($5::text, p."server_endpoint"), "updated_at" = now()
+       FROM "before" b WHERE p."member_id" = b."member_id"
+       RETURNING p."status", b."domain" AS "old_domain", p."domain" AS "new_domain"`,
       [
         issued.memberId,
         issued.location?.clientEndpoint ?? null,
         issued.location?.domain ?? null,
         issued.planStatus,
+        issued.serverEndpoint,
       ],
     );
+    if (moved && moved.old_domain !== moved.new_domain) {
+      await this.domainMoves.recordMove(
+        manager,
+        issued.memberId,
+        moved.status,
+        moved.old_domain,
+        moved.new_domain,
+      );
+    }
     return rows[0].generation;
   }
 
@@ -689,9 +729,11 @@ export class TokenVault implements BeforeApplicationShutdown {
         access_expires_at: Date | null;
         generation: number;
         status: PortalStatus;
+        server_endpoint: string | null;
       }[]
     >(
-      `SELECT t."access_token", t."refresh_token", t."access_expires_at", t."generation", p."status"
+      `SELECT t."access_token", t."refresh_token", t."access_expires_at", t."generation", p."status",
+         p."server_endpoint"
        FROM "portal_tokens" t JOIN "portals" p ON p."member_id" = t."member_id"
        WHERE t."member_id" = $1${forUpdate ? ' FOR UPDATE OF t' : ''}`,
       [memberId],
@@ -706,6 +748,7 @@ export class TokenVault implements BeforeApplicationShutdown {
       accessExpiresAt: row.access_expires_at,
       generation: row.generation,
       portalStatus: row.status,
+      serverEndpoint: row.server_endpoint,
     };
   }
 

@@ -13,6 +13,7 @@ import type {
   SeedDealsRequest,
   UninstallRequest,
   UserActionRequest,
+  MoveDomainRequest,
 } from '../control-contract';
 import type { EmulatorControl } from './emulator-control';
 
@@ -32,6 +33,11 @@ const appStatus = { type: 'string', enum: ['F', 'D', 'T', 'P', 'L', 'S'] };
 const features = object({ rest_offline_extended: boolean, rest_auth_connector: boolean });
 const rate = { type: 'number', minimum: 0, maximum: 1 };
 const memberIdParams = object({ memberId: { type: 'string', minLength: 1 } }, ['memberId']);
+const domainName = {
+  type: 'string',
+  maxLength: 253,
+  pattern: '^[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$',
+};
 
 /** Input checks of the control API: unknown fields are refused, so typos do not pass silently. */
 const schemas = {
@@ -244,6 +250,16 @@ export async function registerControlRoutes(
         '/clock/advance',
         { schema: { body: schemas.clockAdvance } },
         async (request) => control.advanceClock(request.body),
+      );
+      routes.post<{ Params: MemberIdParams; Body: MoveDomainRequest }>(
+        '/portals/:memberId/domain',
+        {
+          schema: {
+            params: memberIdParams,
+            body: object({ domain: domainName, loop: boolean }, ['domain']),
+          },
+        },
+        async (request) => control.moveDomain(request.params.memberId, request.body),
       );
     },
     { prefix: '/_emulator' },

@@ -32,6 +32,8 @@ import type {
   UninstallResult,
   UserActionRequest,
   UserActionResult,
+  MoveDomainRequest,
+  MovedDomain,
 } from '../control-contract';
 import type { Emulator } from '../emulator';
 import { PortalHit, type RaiseOutcome } from '../events/event-dispatcher';
@@ -412,6 +414,18 @@ export class EmulatorControl {
   advanceClock(request: ClockAdvanceRequest): ClockState {
     this.emulator.clock.advance(request.seconds * 1000);
     return { now: new Date(this.emulator.clock.now()).toISOString() };
+  }
+
+  async moveDomain(memberId: string, request: MoveDomainRequest): Promise<MovedDomain> {
+    const portal = this.portal(memberId);
+    const domain = request.domain.toLowerCase();
+    if (!this.emulator.portals.isFreeFor(portal, domain)) {
+      throw new ControlError(409, 'DOMAIN_TAKEN', `The domain ${domain} is taken`);
+    }
+    const from = { domain: portal.domain, clientEndpoint: this.emulator.clientEndpoint(portal) };
+    const loop = request.loop ?? false;
+    const clientEndpoint = await this.emulator.moveDomain(portal, domain, loop);
+    return { memberId, from, to: { domain, clientEndpoint }, loop };
   }
 
   private issueAdminTokens(portal: Portal): IssuedTokens {

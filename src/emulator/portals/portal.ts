@@ -109,7 +109,8 @@ export class Portal {
 
   constructor(
     readonly memberId: string,
-    readonly domain: string,
+    /** Changes when the portal moves to another domain (the control API's domain route). */
+    public domain: string,
     applicationToken: string,
     private baseSettings: PortalSettings,
     clock: Clock,
@@ -236,4 +237,10 @@ export class Portal {
   recentRequests(): readonly RestRequestRecord[] {
     return this.requestLog;
   }
+
+  /**
+   * The origin its REST endpoint is served at once it moved to another domain (another port of
+   * the emulator, so the host changes as in a real move); undefined: the emulator's own.
+   */
+  origin?: string;
 }

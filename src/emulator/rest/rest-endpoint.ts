@@ -21,6 +21,24 @@ export function registerPortalRestEndpoint(
     method: ['GET', 'POST'],
     url: '/:domain/rest/*',
     handler: async (request, reply) => {
+      const redirect = emulator.portals.redirectFor(request.params.domain, (moved) =>
+        emulator.clientEndpoint(moved),
+      );
+      if (redirect !== undefined) {
+        // A moved portal: the same path at the new address (change-domen.md), query included.
+        const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
+        redirect.portal.recordRequest({
+          method: normalizeMethodName(request.params['*']),
+          commands: 0,
+          authConnector: '',
+          receivedAt: performance.timeOrigin + performance.now(),
+          outcome: 'redirect_302',
+        });
+        return reply
+          .code(302)
+          .header('location', `${redirect.to}${request.params['*'].replace(/^\/+/, '')}${query}`)
+          .send();
+      }
       const portal = emulator.portals.findByDomain(request.params.domain);
       if (portal === undefined) {
         return reply.code(404).send({
