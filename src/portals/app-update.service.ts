@@ -5,6 +5,7 @@ import type { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Bitrix24ApiError } from '../bitrix24/bitrix24-api.error';
 import { InstallerRightsClient } from '../bitrix24/installer-rights.client';
+import { knownOAuthServer } from '../bitrix24/oauth-server-choice';
 import { AppConfig } from '../config/app-config';
 import { DomainError } from '../errors/domain-error';
 import { AppLogger } from '../logging/app-logger';
@@ -22,6 +23,8 @@ export interface AppUpdateRequest {
   accessToken: string | undefined;
   /** `data[VERSION]`, the version just installed. */
   version: string | undefined;
+  /** `auth[server_endpoint]`: stored with a confirmed update when it names a known OAuth server. */
+  serverEndpoint?: string;
 }
 
 export type AppUpdateOutcome = 'updated' | 'duplicate_update' | 'update_pending';
@@ -170,6 +173,9 @@ export class AppUpdateService implements OnApplicationShutdown {
           applicationTokenHash: hashApplicationToken(request.applicationToken),
           appVersion: version,
           appUpdatedAt: new Date(),
+          ...(knownOAuthServer(request.serverEndpoint, this.config.bitrix24.oauthUrl) === null
+            ? {}
+            : { serverEndpoint: request.serverEndpoint }),
         },
       );
       return true;

@@ -32,6 +32,7 @@ describe('parseEventNotification', () => {
       memberId: AUTH.member_id,
       applicationToken: AUTH.application_token,
       accessToken: undefined,
+      serverEndpoint: undefined,
       deliveryDigest: createHash('sha256').update(AUTH.access_token).digest('hex'),
       refreshToken: AUTH.refresh_token,
       data: { FIELDS: { ID: '5' } },

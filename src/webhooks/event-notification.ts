@@ -16,6 +16,8 @@ export interface EventNotification {
    * address, confirms it (the update's new application_token cannot vouch for itself).
    */
   readonly accessToken: string | undefined;
+  /** ONAPPUPDATE's `auth[server_endpoint]`, kept once the update is confirmed (known hosts only). */
+  readonly serverEndpoint: string | undefined;
   /**
    * SHA-256 of the event's own access token, never the token: Bitrix24 issues each event delivery
    * its own token, so two real changes with the same data in the same second differ here while a
@@ -130,6 +132,12 @@ export function parseEventNotification(body: unknown): EventNotification {
       : credential(auth, 'access_token');
   // Every other event's access token is dropped here: it is never used, so it is never kept.
   const accessToken = event.toUpperCase() === 'ONAPPUPDATE' ? presentedAccessToken : undefined;
+  const serverEndpoint =
+    event.toUpperCase() === 'ONAPPUPDATE' &&
+    typeof auth.server_endpoint === 'string' &&
+    auth.server_endpoint.length <= 512
+      ? auth.server_endpoint
+      : undefined;
   const deliveryDigest =
     presentedAccessToken === undefined
       ? null
@@ -151,6 +159,7 @@ export function parseEventNotification(body: unknown): EventNotification {
     memberId,
     applicationToken,
     accessToken,
+    serverEndpoint,
     deliveryDigest,
     refreshToken,
     data: parseData(body.data),

@@ -211,6 +211,7 @@ export class EventWebhookService {
         applicationToken: notification.applicationToken,
         accessToken: notification.accessToken,
         version: updatedVersion(notification),
+        serverEndpoint: notification.serverEndpoint,
       });
     } catch (error) {
       if (error instanceof AppUpdateNotConfirmedError)

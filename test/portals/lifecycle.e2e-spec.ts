@@ -100,6 +100,9 @@ describe('the app after install: updates, uninstalls and payments', () => {
     it('rotates the application token: new-token events drain, the old token gets 401, the version shows', async () => {
       const portal = await installViaEvent(h);
       expect((await adminPortal(portal.memberId)).appVersion).toBe('1');
+      await h.sql.query('UPDATE portals SET server_endpoint = NULL WHERE member_id = $1', [
+        portal.memberId,
+      ]);
 
       const update = await h.emulator.control.publishVersion(portal.memberId);
 
@@ -110,6 +113,15 @@ describe('the app after install: updates, uninstalls and payments', () => {
         sha256(update.applicationToken),
       );
       expect((await adminPortal(portal.memberId)).appVersion).toBe('2');
+      // The confirmed update's server_endpoint (a known OAuth server: the configured one) is kept.
+      expect(
+        (
+          await h.sql.query<{ server_endpoint: string | null }>(
+            'SELECT server_endpoint FROM portals WHERE member_id = $1',
+            [portal.memberId],
+          )
+        ).rows[0].server_endpoint,
+      ).toBe(`${h.emulator.url}/rest/`);
 
       const oldToken = await postEvent(
         h,
@@ -172,6 +184,14 @@ describe('the app after install: updates, uninstalls and payments', () => {
         const after = await portalRow(h, portal.memberId);
         expect(after?.application_token_hash).toEqual(before?.application_token_hash);
         expect(after?.client_endpoint).toBe(before?.client_endpoint);
+        expect(
+          (
+            await h.sql.query<{ server_endpoint: string | null }>(
+              'SELECT server_endpoint FROM portals WHERE member_id = $1',
+              [portal.memberId],
+            )
+          ).rows[0].server_endpoint,
+        ).not.toContain(listener.url);
         expect((await adminPortal(portal.memberId)).appVersion).toBe('1');
         expect(listener.connections()).toBe(0);
         expect(
