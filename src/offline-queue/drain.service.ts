@@ -29,6 +29,12 @@ export const ADOPTION_CHECK_INTERVAL_MS = 5 * 60 * 1000;
 const MAX_ADOPTION_LIST_PAGES = 20;
 /** No batch we reserve is larger than the largest DRAIN_PAGE_SIZE. */
 const MAX_RESERVED_BATCH = 1000;
+/**
+ * A get (or a clear-and-get batch) whose answer was lost is settled within the same pass: what it
+ * may have reserved or cleared is resumed and adopted at once, and the pass goes on. Past this many
+ * in one pass the pass fails and its retry backs off.
+ */
+const MAX_IN_PASS_RECOVERIES = 10;
 /** On shutdown, running drains get this long to reach a safe point; then their leases are released. */
 const SHUTDOWN_GRACE_MS = 8000;
 
@@ -350,7 +356,44 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
 
   // ---- draining -------------------------------------------------------------------------------
 
+  /**
+   * Drains page by page. A request that takes rows as it answers (get, clear-and-get) and lost its
+   * answer is never repeated blindly: the batches it may have reserved (event.offline.list) and
+   * the committed batch it may have cleared (the ledger) are settled now, then draining goes on.
+   */
   private async drainQueue(pass: Pass): Promise<void> {
+    for (let recoveries = 0; ; recoveries += 1) {
+      try {
+        await this.drainPages(pass);
+        return;
+      } catch (error) {
+        // A clear=1 read took its rows with it: nothing is left to settle (the loss is reported).
+        const atMostOnce = pass.report.deliveryMode === 'at-most-once';
+        if (!mayHaveRun(error) || atMostOnce || recoveries >= MAX_IN_PASS_RECOVERIES) throw error;
+        this.log.info(
+          {
+            memberId: pass.lease.memberId,
+            code: error instanceof Bitrix24ApiError ? error.bitrixCode : undefined,
+          },
+          'offline-queue answer lost: settling what it may have taken, in this pass',
+        );
+        await this.settleLostAnswer(pass);
+      }
+    }
+  }
+
+  private async settleLostAnswer(pass: Pass): Promise<void> {
+    const { lease } = pass;
+    for (const processId of await this.ledger.unclearedBatches(lease.memberId)) {
+      await this.resumeBatch(pass, processId);
+    }
+    const checkedAt = new Date();
+    const { processIds, complete } = await this.reservedBatches(pass);
+    for (const processId of processIds) await this.resumeBatch(pass, processId);
+    if (complete) await this.leases.recordAdoptionCheck(lease, checkedAt);
+  }
+
+  private async drainPages(pass: Pass): Promise<void> {
     const { lease, client } = pass;
     const memberId = lease.memberId;
     this.ensureRunning(lease);
