@@ -3,14 +3,25 @@ import { createApp } from './bootstrap';
 import { loadConfigOrExit } from './config/app-config';
 import { EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres';
 import { runPendingMigrations } from './database/migrate';
-import { AppLogger, createPinoLogger } from './logging/app-logger';
+import {
+  AppLogger,
+  createPinoLogger,
+  prettyDestination,
+  usesPrettyLogs,
+} from './logging/app-logger';
+import { startupSummary } from './logging/startup-summary';
 
 /** SIGTERM must end the process within 15 s whatever is in flight (PRODUCT.md invariant 10). */
 const SHUTDOWN_DEADLINE_MS = 13_000;
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit(process.env);
-  const logger = new AppLogger(createPinoLogger(config.logLevel));
+  const logger = new AppLogger(
+    createPinoLogger(
+      config.logLevel,
+      usesPrettyLogs(config.logFormat) ? prettyDestination() : undefined,
+    ),
+  );
   const log = logger.child('main');
 
   let embedded: EmbeddedDatabase | undefined;
@@ -47,7 +58,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
 
   await app.listen({ port: config.http.port, host: config.http.host });
-  log.info({ url: await app.getUrl(), embeddedDatabase: !!embedded }, 'listening');
+  const url = await app.getUrl();
+  const summary = startupSummary(config, { url, databaseUrl, embedded: !!embedded });
+  log.info(summary.fields, summary.message);
 }
 
 main().catch((error: unknown) => {

@@ -7,6 +7,7 @@ import { EnvironmentSchema } from './environment.schema';
 export class AppConfig {
   readonly env: 'development' | 'production' | 'test';
   readonly logLevel: string;
+  readonly logFormat: 'auto' | 'json' | 'pretty';
   readonly http: { host: string; port: number; bodyLimitBytes: number; trustProxy: boolean };
   readonly appBaseUrl: string;
   readonly database: { url: string | undefined; dataDir: string };
@@ -93,6 +94,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   return new AppConfig({
     env: schema.NODE_ENV as AppConfig['env'],
     logLevel: schema.LOG_LEVEL,
+    logFormat: schema.LOG_FORMAT,
     http: {
       host: schema.HOST,
       port: schema.PORT,

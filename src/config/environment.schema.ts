@@ -298,6 +298,10 @@ export class EnvironmentSchema {
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL = 'info';
 
+  /** `auto`: readable lines when stdout is a terminal, JSON otherwise; `json` or `pretty` force one. */
+  @IsIn(['auto', 'json', 'pretty'])
+  LOG_FORMAT: 'auto' | 'json' | 'pretty' = 'auto';
+
   /**
    * Where each portal's leaky bucket lives: `postgres` (one row per portal, shared by every replica)
    * or `memory` (per process; only for a single replica).

@@ -1,5 +1,6 @@
 import { LoggerService } from '@nestjs/common';
 import pino, { DestinationStream, Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 const SECRET_KEYS = [
   'access_token',
@@ -25,6 +26,33 @@ export const REDACT_PATHS = SECRET_KEYS.flatMap((key) => [
   `*.*.${key}`,
   `*.*.*.${key}`,
 ]);
+
+/** JSON unless asked for readable lines, or `auto` and stdout is a terminal (a person reads it). */
+export function usesPrettyLogs(
+  format: 'auto' | 'json' | 'pretty',
+  stdoutIsTerminal = process.stdout.isTTY === true,
+): boolean {
+  return format === 'pretty' || (format === 'auto' && stdoutIsTerminal);
+}
+
+/**
+ * Readable one-line records for a terminal (pino's own pretty printer, in-process and synchronous,
+ * so nothing is lost at exit). Secrets are redacted before a record reaches it.
+ */
+export function prettyDestination(
+  destination: NodeJS.WritableStream = process.stdout,
+  colorize = process.stdout.isTTY === true,
+): DestinationStream {
+  return pretty({
+    destination,
+    colorize,
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+    messageFormat: '{if component}[{component}] {end}{msg}',
+    singleLine: true,
+  });
+}
 
 export function createPinoLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
