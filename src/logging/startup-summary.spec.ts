@@ -61,6 +61,6 @@ describe('log format', () => {
     expect(written).toContain('"memberId":"abc"');
     expect(written.trim().split('\n')).toHaveLength(1);
     expect(written).not.toContain('tok-secret-123');
-    expect(() => JSON.parse(written)).toThrow();
+    expect(() => JSON.parse(written) as unknown).toThrow();
   });
 });
