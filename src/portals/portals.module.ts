@@ -8,6 +8,7 @@ import { InstallationService } from './installation.service';
 import { LicenseScheduler } from './license.scheduler';
 import { LicenseService } from './license.service';
 import { PortalInstallSweeper } from './portal-install-sweeper';
+import { PortalMetrics } from './portal.metrics';
 import { PortalStatusService } from './portal-status.service';
 import { TokenCipher } from './token-cipher';
 import { TokenKeepAliveScheduler } from './token-keep-alive.scheduler';
@@ -28,6 +29,7 @@ import { UninstallConfirmation } from './uninstall-confirmation.service';
     TokenVault,
     PortalStatusService,
     PortalDomainMoves,
+    PortalMetrics,
     TokenKeepAlive,
     TokenKeepAliveScheduler,
     InstallationService,
@@ -42,6 +44,7 @@ import { UninstallConfirmation } from './uninstall-confirmation.service';
     TokenVault,
     PortalStatusService,
     PortalDomainMoves,
+    PortalMetrics,
     TokenKeepAlive,
     InstallationService,
     EventBindingService,
