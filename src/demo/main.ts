@@ -33,7 +33,12 @@ async function main(): Promise<void> {
   const clientId = 'demo.app';
   const clientSecret = randomBytes(16).toString('hex');
   const adminToken = process.env.ADMIN_TOKEN ?? randomBytes(20).toString('hex');
-  const emulator = await startEmulator({ port: emulatorPort, clientId, clientSecret });
+  const emulator = await startEmulator({
+    host: process.env.EMULATOR_HOST ?? '127.0.0.1',
+    port: emulatorPort,
+    clientId,
+    clientSecret,
+  });
 
   const config = loadConfigOrExit({
     DATA_DIR: '.demo-data',
