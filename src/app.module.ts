@@ -15,6 +15,7 @@ import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { OfflineQueueModule } from './offline-queue/offline-queue.module';
 import { PortalsModule } from './portals/portals.module';
+import { RetentionModule } from './retention/retention.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppModuleOptions {
@@ -47,6 +48,7 @@ export class AppModule {
         InboxModule.forRoot(options.config),
         OfflineQueueModule,
         WebhooksModule,
+        RetentionModule,
         ...(options.config.inbox.exampleHandlers ? [ExampleDealCopyModule] : []),
         AppFrameModule,
       ],

@@ -25,6 +25,7 @@ export class AppConfig {
     paymentProbeIntervalSeconds: number;
     rateLimitStore: 'postgres' | 'memory';
   };
+  readonly retentionDays: number;
   readonly drain: {
     pageSize: number;
     pollIntervalSeconds: number;
@@ -117,6 +118,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       paymentProbeIntervalSeconds: schema.PAYMENT_REQUIRED_PROBE_INTERVAL_SECONDS,
       rateLimitStore: schema.BITRIX24_RATE_LIMIT_STORE,
     },
+    retentionDays: schema.RETENTION_DAYS,
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,
       pollIntervalSeconds: schema.POLL_INTERVAL_SECONDS,

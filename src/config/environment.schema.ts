@@ -129,6 +129,16 @@ export class EnvironmentSchema {
   @Min(0)
   POLL_INTERVAL_SECONDS = 60;
 
+  /**
+   * Processed events (with their attempts) older than this many days are deleted, in small
+   * batches; 0 keeps everything. Dead, failed and pending events are never deleted by age.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3650)
+  RETENTION_DAYS = 30;
+
   @IsOptional()
   @IsString()
   @MinLength(32, { message: 'ADMIN_TOKEN must be at least 32 characters' })
