@@ -94,7 +94,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
-      const [{ locked }]: { locked: boolean }[] = await runner.query(
+      const [{ locked }] = await runner.query<{ locked: boolean }[]>(
         'SELECT pg_try_advisory_lock(hashtext($1)) AS locked',
         [LOCK_KEY],
       );
