@@ -94,10 +94,10 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
-      const [{ locked }] = await runner.query<{ locked: boolean }[]>(
-        'SELECT pg_try_advisory_lock(hashtext($1)) AS locked',
-        [LOCK_KEY],
-      );
+      const rows = (await runner.query('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
+        LOCK_KEY,
+      ])) as { locked: boolean }[];
+      const locked = rows[0]?.locked === true;
       if (!locked) return report;
       report.ran = true;
       try {
