@@ -3,12 +3,9 @@
  * a drain get to the rate-limit bound RPS × DRAIN_PAGE_SIZE once the burst allowance is spent?
  * Each page should cost one request (clear of page N + get of page N+1 in one batch).
  */
-import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
-import { startEmulator } from '../../src/emulator';
 import { DrainService } from '../../src/offline-queue/drain.service';
-import { installPortalDirectly } from '../support/portal-fixtures';
-import { startTestApp, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../support/test-app';
-import { createBenchDatabase, machineDescription } from './bench-environment';
+import { machineDescription } from './bench-environment';
+import { startOnePortalDrainBench } from './one-portal-drain';
 
 const RPS = 2;
 const BURST = 50;
@@ -18,34 +15,13 @@ const EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 8000);
 const STEADY_FROM_PAGE = BURST + 10;
 
 async function main(): Promise<void> {
-  const database = await createBenchDatabase();
-  const emulator = await startEmulator({
-    clientId: TEST_CLIENT_ID,
-    clientSecret: TEST_CLIENT_SECRET,
-    rateLimit: { rps: RPS, burst: BURST },
-  });
-  const app = await startTestApp({
-    databaseUrl: database.url,
-    env: {
-      LOG_LEVEL: 'warn',
-      BITRIX24_OAUTH_URL: emulator.url,
-      BITRIX24_RATE_LIMIT_RPS: String(RPS),
-      BITRIX24_RATE_LIMIT_BURST: String(BURST),
-      DRAIN_PAGE_SIZE: String(PAGE_SIZE),
-    },
+  const { database, emulator, app, portal, close } = await startOnePortalDrainBench({
+    rps: RPS,
+    burst: BURST,
+    pageSize: PAGE_SIZE,
+    events: EVENTS,
   });
   try {
-    const portal = await installPortalDirectly(emulator, app);
-    await app.app
-      .get(Bitrix24Client)
-      .operationsFor(portal.memberId)
-      .eventBind({ event: 'ONCRMDEALUPDATE', eventType: 'offline' });
-    const enqueued = await emulator.control.enqueueOfflineEvents(portal.memberId, {
-      count: EVENTS,
-      event: 'ONCRMDEALUPDATE',
-      notify: false,
-    });
-
     const report = await app.app.get(DrainService).drainPortal(portal.memberId);
     const batches = await database.query<{ committed_at: Date; event_count: number }>(
       `SELECT committed_at, event_count FROM drain_batches WHERE member_id = $1 ORDER BY committed_at`,
@@ -60,9 +36,7 @@ async function main(): Promise<void> {
     const bound = RPS * PAGE_SIZE;
 
     console.log(`machine: ${machineDescription()}`);
-    console.log(
-      `queue: ${enqueued.inserted} events, limits ${RPS} rps / burst ${BURST}, page ${PAGE_SIZE}`,
-    );
+    console.log(`queue: ${EVENTS} events, limits ${RPS} rps / burst ${BURST}, page ${PAGE_SIZE}`);
     console.log(
       `drain: outcome ${report.outcome}, ${report.events} events, ${report.pages} pages in ${(report.durationMs / 1000).toFixed(1)} s (${(report.events / (report.durationMs / 1000)).toFixed(1)} events/s overall, burst included)`,
     );
@@ -74,9 +48,7 @@ async function main(): Promise<void> {
     );
     console.log(`rest calls: ${JSON.stringify(stats.restCalls)}`);
   } finally {
-    await app.close();
-    await emulator.close();
-    await database.drop();
+    await close();
   }
 }
 

@@ -5,12 +5,9 @@
  * retries). How close does the steady state get to the fault-free bound RPS × DRAIN_PAGE_SIZE, and
  * is every event stored exactly once with nothing left reserved?
  */
-import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
-import { startEmulator } from '../../src/emulator';
 import { DrainScheduler } from '../../src/offline-queue/drain-scheduler.service';
-import { installPortalDirectly } from '../support/portal-fixtures';
-import { startTestApp, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../support/test-app';
-import { createBenchDatabase, machineDescription, waitUntil } from './bench-environment';
+import { machineDescription, waitUntil } from './bench-environment';
+import { startOnePortalDrainBench } from './one-portal-drain';
 
 const RPS = 2;
 const BURST = 50;
@@ -22,34 +19,14 @@ const REQUEST_TIMEOUT_MS = Number(process.env.BENCH_FLAKY_TIMEOUT_MS ?? 5000);
 const STEADY_FROM_PAGE = BURST;
 
 async function main(): Promise<void> {
-  const database = await createBenchDatabase();
-  const emulator = await startEmulator({
-    clientId: TEST_CLIENT_ID,
-    clientSecret: TEST_CLIENT_SECRET,
-    rateLimit: { rps: RPS, burst: BURST },
-  });
-  const app = await startTestApp({
-    databaseUrl: database.url,
-    env: {
-      LOG_LEVEL: 'warn',
-      BITRIX24_OAUTH_URL: emulator.url,
-      BITRIX24_RATE_LIMIT_RPS: String(RPS),
-      BITRIX24_RATE_LIMIT_BURST: String(BURST),
-      BITRIX24_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
-      DRAIN_PAGE_SIZE: String(PAGE_SIZE),
-    },
+  const { database, emulator, app, portal, close } = await startOnePortalDrainBench({
+    rps: RPS,
+    burst: BURST,
+    pageSize: PAGE_SIZE,
+    events: EVENTS,
+    env: { BITRIX24_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
   });
   try {
-    const portal = await installPortalDirectly(emulator, app);
-    await app.app
-      .get(Bitrix24Client)
-      .operationsFor(portal.memberId)
-      .eventBind({ event: 'ONCRMDEALUPDATE', eventType: 'offline' });
-    await emulator.control.enqueueOfflineEvents(portal.memberId, {
-      count: EVENTS,
-      event: 'ONCRMDEALUPDATE',
-      notify: false,
-    });
     await emulator.control.setFaults(portal.memberId, {
       errorRate: 0.1,
       timeoutRate: 0.1,
@@ -115,9 +92,7 @@ async function main(): Promise<void> {
       `exactly once: ${rows} stored, ${distinct} distinct queue ids, lost ${EVENTS - distinct}, doubled ${rows - distinct}; left in Bitrix24 ${finalStats.queue.total} (reserved ${finalStats.queue.reserved})`,
     );
   } finally {
-    await app.close();
-    await emulator.close();
-    await database.drop();
+    await close();
   }
 }
 
