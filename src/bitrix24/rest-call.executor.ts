@@ -14,6 +14,7 @@ import { UserTokenVault } from '../portals/user-token-vault.service';
 import {
   Bitrix24ApiError,
   Bitrix24ClientStoppedError,
+  Bitrix24UserNotAuthorizedError,
   OAuthError,
   TRANSPORT_ERROR_CODES,
   withoutSecret,
@@ -238,6 +239,10 @@ export class RestCallExecutor implements OnApplicationShutdown {
           retriedWithNewerChain = true;
           continue;
         }
+        if (actor) {
+          await this.userChainGone(memberId, actor.userId, accessToken, error);
+          throw error;
+        }
         await this.portalGone(memberId, error);
         throw error;
       }
@@ -323,6 +328,41 @@ export class RestCallExecutor implements OnApplicationShutdown {
         'portal answered at its new address but the move was not stored',
       );
     }
+  }
+
+  /**
+   * A user's call was answered as if the app were gone. A user's chain from before a re-install
+   * answers so too, and a user's token is no authority on the installation: the portal's own chain
+   * decides, with one app.info. If the portal answers it the same, that call has acted on the
+   * portal as any portal-gone answer does; if the portal answers it, the user's chain belongs to
+   * an earlier installation and is dropped (the user must open the app again).
+   */
+  private async userChainGone(
+    memberId: string,
+    userId: number,
+    accessToken: string | undefined,
+    error: Bitrix24ApiError,
+  ): Promise<void> {
+    try {
+      await this.execute(memberId, 'app.info', {});
+    } catch (portalError) {
+      this.log.warn(
+        {
+          memberId,
+          userId,
+          bitrixCode: error.bitrixCode,
+          portalCode: portalError instanceof DomainError ? portalError.code : undefined,
+        },
+        "a user's call found the app gone and so did the portal's check",
+      );
+      return;
+    }
+    if (accessToken !== undefined) await this.userVault.forget(memberId, userId, accessToken);
+    this.log.warn(
+      { memberId, userId, bitrixCode: error.bitrixCode },
+      "a user's chain belongs to an earlier installation of the app: dropped",
+    );
+    throw new Bitrix24UserNotAuthorizedError(memberId, userId, 'installation_replaced');
   }
 
   /**

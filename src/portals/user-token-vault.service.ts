@@ -137,6 +137,21 @@ export class UserTokenVault {
     return running;
   }
 
+  /**
+   * Drops the user's chain whose access token `staleAccessToken` is: it belongs to an installation
+   * of the app that is gone. A chain the user stored since (opening the app again) stays.
+   */
+  async forget(memberId: string, userId: number, staleAccessToken: string): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      const row = await this.readRow(manager, memberId, userId, true);
+      if (!row || this.decrypted(memberId, userId, row).accessToken !== staleAccessToken) return;
+      await manager.query(
+        `DELETE FROM "portal_user_tokens" WHERE "member_id" = $1 AND "user_id" = $2`,
+        [memberId, userId],
+      );
+    });
+  }
+
   private async refreshUnderLock(
     memberId: string,
     userId: number,

@@ -1,5 +1,10 @@
-import { Bitrix24UserNotAuthorizedError } from '../../src/bitrix24/bitrix24-api.error';
+import {
+  Bitrix24ApiError,
+  Bitrix24UserNotAuthorizedError,
+} from '../../src/bitrix24/bitrix24-api.error';
 import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
+import { OAuthClient } from '../../src/bitrix24/oauth.client';
+import { TokenVault } from '../../src/portals/token-vault.service';
 import { UserTokenVault } from '../../src/portals/user-token-vault.service';
 import {
   portalStatus,
@@ -154,5 +159,39 @@ describe('calls made as a user: forPortal(memberId).asUser(userId)', () => {
       .asUser(9)
       .call<CurrentUser>('user.current');
     expect(again.result.ID).toBe('9');
+  });
+
+  it("a portal-gone answer to a user's call acts on the portal, as the portal's own answer confirms", async () => {
+    const portal = await portalWithUser(7);
+    await h.emulator.control.uninstall(portal.memberId);
+
+    const failure = await clientOf(h.app, portal.memberId)
+      .asUser(7)
+      .call('user.current')
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Bitrix24ApiError);
+    expect(failure).toMatchObject({ bitrixCode: 'APPLICATION_NOT_FOUND' });
+    expect(await portalStatus(h.sql, portal.memberId)).toBe('uninstalled');
+  });
+
+  it("a user's chain from before a re-install is dropped without uninstalling the portal", async () => {
+    const portal = await portalWithUser(7);
+    await h.emulator.control.uninstall(portal.memberId);
+    const { form } = await h.emulator.control.install(portal.memberId, { mode: 'ui' });
+    await h.emulator.control.finishInstall(portal.memberId);
+    await h.app.app
+      .get(TokenVault)
+      .storeChain(portal.memberId, await h.app.app.get(OAuthClient).refresh(form.REFRESH_ID));
+
+    const failure = await clientOf(h.app, portal.memberId)
+      .asUser(7)
+      .call('user.current')
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Bitrix24UserNotAuthorizedError);
+    expect(failure).toMatchObject({ code: 'user_not_authorized', reason: 'installation_replaced' });
+    expect(await portalStatus(h.sql, portal.memberId)).toBe('active');
+    expect(await userChain(portal.memberId, 7)).toBeUndefined();
+    const asPortal = await clientOf(h.app, portal.memberId).call<CurrentUser>('user.current');
+    expect(asPortal.result.ID).toBe('1');
   });
 });
