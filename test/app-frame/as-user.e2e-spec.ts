@@ -74,6 +74,7 @@ describe('calls made as a user: forPortal(memberId).asUser(userId)', () => {
     const batch = await asUser.batch({ me: { method: 'user.current' } });
     expect((batch.result.me as CurrentUser).ID).toBe('7');
     expect(await portalChain(portal.memberId)).toEqual(chainBefore);
+    expect(() => clientOf(h.app, portal.memberId).asUser(0)).toThrow(/Not a Bitrix24 user ID/);
 
     const asPortal = await clientOf(h.app, portal.memberId).call<CurrentUser>('user.current');
     expect(asPortal.result.ID).toBe('1');
