@@ -12,6 +12,6 @@ export {
   type ListAllOptions,
   type MethodKind,
 } from './bitrix24/portal-client';
-export { Bitrix24ApiError } from './bitrix24/bitrix24-api.error';
+export { Bitrix24ApiError, Bitrix24UserNotAuthorizedError } from './bitrix24/bitrix24-api.error';
 export type { BatchCommand, BatchResult, RestResponse } from './bitrix24/bitrix24.types';
 export type { LicenseState, PortalLicense } from './portals/portal-license';

@@ -1,9 +1,11 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Logger } from 'pino';
+import { DataSource } from 'typeorm';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import { EventBindingService } from '../portals/event-binding.service';
+import { PortalEntity, type BoundPlacement } from '../portals/portal.entity';
 
 /** A placement the vendor declares: where in Bitrix24 the app shows, under which title. */
 export interface PlacementDeclaration {
@@ -21,7 +23,7 @@ export interface PlacementReport {
   unbound: string[];
 }
 
-interface BoundPlacement {
+interface PlacementHandler {
   placement: string;
   handler: string;
 }
@@ -29,7 +31,8 @@ interface BoundPlacement {
 /**
  * Keeps a portal's placements as declared: a diff of placement.get against the declarations, then
  * placement.bind for what is missing and placement.unbind for our handler on undeclared ones. Every
- * placement's handler is the app frame URL, so running it again binds nothing.
+ * placement's handler is the app frame URL, so running it again binds nothing. The outcome is kept
+ * on the portal (`bound_placements`, `placements_synced_at`) for the admin view.
  */
 @Injectable()
 export class PlacementSync {
@@ -41,6 +44,7 @@ export class PlacementSync {
     @Optional() @Inject(APP_PLACEMENTS) private readonly declared: PlacementDeclaration[] | null,
     bindings: EventBindingService,
     appLogger: AppLogger,
+    private readonly dataSource: DataSource,
   ) {
     this.log = appLogger.child('placements');
     bindings.addStep((memberId) => this.sync(memberId));
@@ -58,7 +62,7 @@ export class PlacementSync {
     const report: PlacementReport = { bound: [], alreadyBound: [], unbound: [] };
     const declared = this.declarations;
     const portal = this.bitrix24.forPortal(memberId);
-    const existing = (await portal.call<BoundPlacement[]>('placement.get')).result ?? [];
+    const existing = (await portal.call<PlacementHandler[]>('placement.get')).result ?? [];
     const ours = existing.filter((bound) => bound.handler === this.handlerUrl);
     for (const placement of declared) {
       const code = placement.code.toUpperCase();
@@ -80,6 +84,14 @@ export class PlacementSync {
       await portal.call('placement.unbind', { PLACEMENT: code, HANDLER: this.handlerUrl });
       report.unbound.push(code);
     }
+    // What is bound now is every declaration: the admin view shows it.
+    const boundPlacements: BoundPlacement[] = declared.map((placement) => ({
+      code: placement.code.toUpperCase(),
+      title: placement.title,
+    }));
+    await this.dataSource
+      .getRepository(PortalEntity)
+      .update({ memberId }, { boundPlacements, placementsSyncedAt: new Date() });
     if (declared.length > 0 || report.unbound.length > 0) {
       this.log.info({ memberId, ...report }, 'placements in place');
     }

@@ -7,6 +7,7 @@ export enum Bitrix24ErrorCode {
   OAuthError = 'bitrix24_oauth_error',
   PortalNotActive = 'portal_not_active',
   ClientStopped = 'bitrix24_client_stopped',
+  UserNotAuthorized = 'user_not_authorized',
 }
 
 /**
@@ -116,5 +117,35 @@ export class Bitrix24ClientStoppedError extends DomainError {
 
   constructor() {
     super(Bitrix24ErrorCode.ClientStopped, 'The Bitrix24 client is shutting down');
+  }
+}
+
+const USER_NOT_AUTHORIZED_MESSAGES = {
+  never_opened: (memberId: string, userId: number) =>
+    `User ${userId} of portal ${memberId} has no stored authorization: the user must open the app again`,
+  refresh_refused: (memberId: string, userId: number) =>
+    `The authorization of user ${userId} of portal ${memberId} was refused: the user must open the app again`,
+  installation_replaced: (memberId: string, userId: number) =>
+    `The authorization of user ${userId} of portal ${memberId} belongs to an earlier installation of the app: the user must open the app again`,
+};
+
+/**
+ * A call made as a user (`asUser(userId)`) has no chain of that user to use: the user never opened
+ * the app on this portal, the OAuth server refused the user's refresh token, or the chain is from
+ * an earlier installation of the app. Only the user can
+ * cure it, by opening the app again; the portal's own chain and status are untouched.
+ */
+export class Bitrix24UserNotAuthorizedError extends DomainError {
+  readonly kind = 'forbidden';
+
+  constructor(
+    readonly memberId: string,
+    readonly userId: number,
+    readonly reason: 'never_opened' | 'refresh_refused' | 'installation_replaced',
+  ) {
+    super(
+      Bitrix24ErrorCode.UserNotAuthorized,
+      USER_NOT_AUTHORIZED_MESSAGES[reason](memberId, userId),
+    );
   }
 }

@@ -134,7 +134,30 @@ export class Bitrix24PortalClient {
     private readonly operatingTime: OperatingTimeTracker,
     private readonly authConnector: string | undefined,
     private readonly storedLicense: (memberId: string) => Promise<PortalLicense | null>,
+    /** Set on a client made by asUser(): whose chain authorizes its calls. */
+    readonly actor?: { readonly userId: number },
   ) {}
+
+  /**
+   * The same client, its calls made as one user of the portal with that user's own chain (stored
+   * when the user opened the app): for methods whose answer depends on who asks (`user.current`,
+   * task lists, a user's rights). The portal's bucket, retries and status handling apply as they
+   * do to the portal's own calls. A user with no usable chain (never opened the app, or the chain
+   * was refused) gets Bitrix24UserNotAuthorizedError: the user must open the app again.
+   */
+  asUser(userId: number): Bitrix24PortalClient {
+    if (!Number.isSafeInteger(userId) || userId <= 0) {
+      throw new InvalidInputError('invalid_user_id', `Not a Bitrix24 user ID: ${userId}`);
+    }
+    return new Bitrix24PortalClient(
+      this.memberId,
+      this.executor,
+      this.operatingTime,
+      this.authConnector,
+      this.storedLicense,
+      { userId },
+    );
+  }
 
   /**
    * The app's license on this portal as app.info last told it (read at install, after payments,
@@ -262,6 +285,7 @@ export class Bitrix24PortalClient {
     try {
       return await this.executor.execute(this.memberId, method, params, {
         repeatable: kind !== 'create',
+        ...(this.actor ? { actor: this.actor } : {}),
       });
     } catch (error) {
       if (kind === 'create' && error instanceof Bitrix24ApiError && mayHaveRun(error)) {

@@ -10,9 +10,11 @@ import { PortalDomainMoves } from '../portals/domain-move.service';
 import { portalLocationOf } from '../portals/oauth-answer';
 import { PortalStatusService } from '../portals/portal-status.service';
 import { TokenVault } from '../portals/token-vault.service';
+import { UserTokenVault } from '../portals/user-token-vault.service';
 import {
   Bitrix24ApiError,
   Bitrix24ClientStoppedError,
+  Bitrix24UserNotAuthorizedError,
   OAuthError,
   TRANSPORT_ERROR_CODES,
   withoutSecret,
@@ -46,6 +48,11 @@ export interface RestCallOptions {
    * network error, 5xx) is thrown at once instead of retried. Refusals are still retried.
    */
   readonly repeatable?: boolean;
+  /**
+   * The user the call is made as: that user's own chain (from the app frame) authorizes it instead
+   * of the portal's. The portal's bucket, retries and status handling are the same.
+   */
+  readonly actor?: { readonly userId: number };
 }
 
 /**
@@ -89,6 +96,7 @@ export class RestCallExecutor implements OnApplicationShutdown {
     appLogger: AppLogger,
     metrics: MetricsRegistry,
     private readonly domainMoves: PortalDomainMoves,
+    private readonly userVault: UserTokenVault,
   ) {
     this.log = appLogger.child('bitrix24-client');
     this.requests = metrics.counter(
@@ -126,6 +134,9 @@ export class RestCallExecutor implements OnApplicationShutdown {
     let retriedWithNewerChain = false;
     /** Set after an auth error: the generation whose access token Bitrix24 rejected. */
     let rejectedGeneration: number | undefined;
+    /** A call made as a user: set after an auth error, the user's access token Bitrix24 rejected. */
+    let rejectedUserToken: string | undefined;
+    const { actor } = options;
     /** Set once the portal answered with a redirect to its new address (at most one per call). */
     let redirectedTo: string | undefined;
     for (;;) {
@@ -144,13 +155,21 @@ export class RestCallExecutor implements OnApplicationShutdown {
       const bucket = this.rateLimiter.bucketFor(memberId, target.rateLimit);
       let error: Bitrix24ApiError;
       let generation: number | undefined;
+      let accessToken: string | undefined;
       try {
         if (rejectedGeneration !== undefined) {
           await this.vault.refresh(memberId, { staleGeneration: rejectedGeneration });
           rejectedGeneration = undefined;
         }
-        const token = await this.vault.accessTokenFor(memberId);
-        generation = token.generation;
+        if (actor && rejectedUserToken !== undefined) {
+          await this.userVault.refresh(memberId, actor.userId, rejectedUserToken);
+          rejectedUserToken = undefined;
+        }
+        const token = actor
+          ? { accessToken: await this.userVault.accessTokenFor(memberId, actor.userId) }
+          : await this.vault.accessTokenFor(memberId);
+        generation = 'generation' in token ? token.generation : undefined;
+        accessToken = token.accessToken;
         const waitStartedAt = performance.now();
         await bucket.acquire(this.stopping.signal);
         this.bucketWait.observe((performance.now() - waitStartedAt) / 1000);
@@ -202,9 +221,10 @@ export class RestCallExecutor implements OnApplicationShutdown {
       if (error.category === 'auth' && !(error instanceof OAuthError)) {
         if (refreshedAfterAuthError) throw error;
         refreshedAfterAuthError = true;
-        rejectedGeneration = generation;
+        if (actor) rejectedUserToken = accessToken;
+        else rejectedGeneration = generation;
         this.log.debug(
-          { memberId, method, bitrixCode: error.bitrixCode, generation },
+          { memberId, userId: actor?.userId, method, bitrixCode: error.bitrixCode, generation },
           'access token rejected: refreshing once',
         );
         continue;
@@ -218,6 +238,10 @@ export class RestCallExecutor implements OnApplicationShutdown {
         ) {
           retriedWithNewerChain = true;
           continue;
+        }
+        if (actor) {
+          await this.userChainGone(memberId, actor.userId, accessToken, error);
+          throw error;
         }
         await this.portalGone(memberId, error);
         throw error;
@@ -304,6 +328,41 @@ export class RestCallExecutor implements OnApplicationShutdown {
         'portal answered at its new address but the move was not stored',
       );
     }
+  }
+
+  /**
+   * A user's call was answered as if the app were gone. A user's chain from before a re-install
+   * answers so too, and a user's token is no authority on the installation: the portal's own chain
+   * decides, with one app.info. If the portal answers it the same, that call has acted on the
+   * portal as any portal-gone answer does; if the portal answers it, the user's chain belongs to
+   * an earlier installation and is dropped (the user must open the app again).
+   */
+  private async userChainGone(
+    memberId: string,
+    userId: number,
+    accessToken: string | undefined,
+    error: Bitrix24ApiError,
+  ): Promise<void> {
+    try {
+      await this.execute(memberId, 'app.info', {});
+    } catch (portalError) {
+      this.log.warn(
+        {
+          memberId,
+          userId,
+          bitrixCode: error.bitrixCode,
+          portalCode: portalError instanceof DomainError ? portalError.code : undefined,
+        },
+        "a user's call found the app gone and so did the portal's check",
+      );
+      return;
+    }
+    if (accessToken !== undefined) await this.userVault.forget(memberId, userId, accessToken);
+    this.log.warn(
+      { memberId, userId, bitrixCode: error.bitrixCode },
+      "a user's chain belongs to an earlier installation of the app: dropped",
+    );
+    throw new Bitrix24UserNotAuthorizedError(memberId, userId, 'installation_replaced');
   }
 
   /**

@@ -14,6 +14,12 @@ export interface BoundEvent {
   offline: boolean;
 }
 
+/** A placement the app's handler is bound to, as the last placement sync left it. */
+export interface BoundPlacement {
+  code: string;
+  title?: string;
+}
+
 @Entity({ name: 'portals' })
 @Check(
   'ck_portals_status',
@@ -112,6 +118,13 @@ export class PortalEntity {
 
   @Column({ name: 'bound_at', type: 'timestamptz', nullable: true })
   boundAt: Date | null;
+
+  @Column({ name: 'bound_placements', type: 'jsonb', default: () => `'[]'` })
+  boundPlacements: BoundPlacement[];
+
+  /** When placement.get was last diffed against the declared placements (install, rebind, update). */
+  @Column({ name: 'placements_synced_at', type: 'timestamptz', nullable: true })
+  placementsSyncedAt: Date | null;
 
   @Column({ name: 'installed_at', type: 'timestamptz', nullable: true })
   installedAt: Date | null;

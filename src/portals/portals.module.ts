@@ -15,8 +15,9 @@ import { TokenKeepAliveScheduler } from './token-keep-alive.scheduler';
 import { TokenKeepAlive } from './token-keep-alive.service';
 import { TokenVault } from './token-vault.service';
 import { UninstallConfirmation } from './uninstall-confirmation.service';
+import { UserTokenVault } from './user-token-vault.service';
 
-/** Installations: their token chains (encrypted), their statuses and the chains' keep-alive. */
+/** Installations: their token chains and their users' (encrypted), their statuses and the chains' keep-alive. */
 @Global()
 @Module({
   providers: [
@@ -27,6 +28,7 @@ import { UninstallConfirmation } from './uninstall-confirmation.service';
       inject: [AppConfig, AppLogger],
     },
     TokenVault,
+    UserTokenVault,
     PortalStatusService,
     PortalDomainMoves,
     PortalMetrics,
@@ -42,6 +44,7 @@ import { UninstallConfirmation } from './uninstall-confirmation.service';
   ],
   exports: [
     TokenVault,
+    UserTokenVault,
     PortalStatusService,
     PortalDomainMoves,
     PortalMetrics,

@@ -150,4 +150,19 @@ describe('admin API documentation', () => {
       expect.arrayContaining(['status', 'license']),
     );
   });
+
+  it("documents a portal's placements in its detail view", () => {
+    const detail = document.components.schemas.PortalDetailDto as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(detail.properties)).toEqual(
+      expect.arrayContaining(['placements', 'placementsSyncedAt']),
+    );
+    const placement = document.components.schemas.BoundPlacementDto as {
+      properties: Record<string, unknown>;
+      required?: string[];
+    };
+    expect(Object.keys(placement.properties).sort()).toEqual(['code', 'title']);
+    expect(placement.required).toEqual(['code']);
+  });
 });

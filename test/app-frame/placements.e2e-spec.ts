@@ -1,8 +1,10 @@
+import { DataSource } from 'typeorm';
 import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
 import { PlacementSync } from '../../src/app-frame/placement-sync.service';
 import { AppLogger } from '../../src/logging/app-logger';
 import { EventBindingService } from '../../src/portals/event-binding.service';
 import { installPortalDirectly } from '../support/portal-fixtures';
+import { TEST_ADMIN_TOKEN } from '../support/test-app';
 import { installViaEvent, startHarness, type Harness } from '../webhooks/webhook-harness';
 
 describe('placements declared by the vendor', () => {
@@ -23,6 +25,7 @@ describe('placements declared by the vendor', () => {
       codes.map((code) => ({ code, title: `Title of ${code}` })),
       unusedFlow,
       app.get(AppLogger),
+      app.get(DataSource),
     );
   }
 
@@ -66,5 +69,63 @@ describe('placements declared by the vendor', () => {
     const portal = await installViaEvent(harness);
     const stats = await harness.emulator.control.stats(portal.memberId);
     expect(stats.restCalls['placement.get']).toBe(1);
+  });
+});
+
+describe('placements in the admin portal view', () => {
+  let harness: Harness;
+
+  beforeAll(async () => {
+    harness = await startHarness();
+    // Declared placements joining the app's real install flow, as AppFrameModule.withPlacements does.
+    const app = harness.app.app;
+    new PlacementSync(
+      app.get(Bitrix24Client),
+      harness.app.config,
+      [
+        { code: 'CRM_DEAL_DETAIL_TAB', title: 'Deal tab' },
+        { code: 'crm_lead_detail_tab', title: 'Lead tab' },
+      ],
+      app.get(EventBindingService),
+      app.get(AppLogger),
+      app.get(DataSource),
+    );
+  });
+  afterAll(() => harness.close());
+
+  async function detail(memberId: string): Promise<Record<string, unknown>> {
+    const response = await fetch(`${harness.app.url}/admin/portals/${memberId}`, {
+      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    return (await response.json()) as Record<string, unknown>;
+  }
+
+  it('lists the declared placements once the install has bound them', async () => {
+    const before = Date.now();
+    const portal = await installViaEvent(harness);
+    const view = await detail(portal.memberId);
+    expect(view.placements).toEqual([
+      { code: 'CRM_DEAL_DETAIL_TAB', title: 'Deal tab' },
+      { code: 'CRM_LEAD_DETAIL_TAB', title: 'Lead tab' },
+    ]);
+    expect(Date.parse(view.placementsSyncedAt as string)).toBeGreaterThanOrEqual(before - 1000);
+    const bound = (
+      await harness.app.app
+        .get(Bitrix24Client)
+        .forPortal(portal.memberId)
+        .call<{ placement: string }[]>('placement.get')
+    ).result;
+    expect(bound.map(({ placement }) => placement).sort()).toEqual([
+      'CRM_DEAL_DETAIL_TAB',
+      'CRM_LEAD_DETAIL_TAB',
+    ]);
+  });
+
+  it('shows no placements and no sync time for a portal never synced', async () => {
+    const portal = await installPortalDirectly(harness.emulator, harness.app);
+    const view = await detail(portal.memberId);
+    expect(view.placements).toEqual([]);
+    expect(view.placementsSyncedAt).toBeNull();
   });
 });

@@ -44,6 +44,14 @@ export class BoundEventDto {
   offline: boolean;
 }
 
+export class BoundPlacementDto {
+  @ApiProperty({ example: 'CRM_DEAL_DETAIL_TAB', description: "Bitrix24's placement code" })
+  code: string;
+
+  @ApiPropertyOptional({ example: 'My tab', description: 'The title the placement shows' })
+  title?: string;
+}
+
 export const TOKEN_HEALTHS = [
   'ok',
   'access_expired',
@@ -298,6 +306,22 @@ export class InboxCountsDto extends EventStatusCountsDto {
 export class PortalDetailDto extends PortalSummaryDto {
   @ApiProperty({ description: "The portal's REST base URL" })
   clientEndpoint: string;
+
+  @ApiProperty({
+    type: [BoundPlacementDto],
+    description:
+      'Placements the app is bound to (its handler is the app frame URL), as the last placement ' +
+      'sync at install, rebind or update left them',
+  })
+  placements: BoundPlacementDto[];
+
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'When the placements were last synced; null before the first sync',
+  })
+  placementsSyncedAt: string | null;
 
   @ApiProperty({ type: String, nullable: true })
   scope: string | null;

@@ -106,6 +106,11 @@ export class AdminPortalsQueries {
     return {
       ...this.summaryOf(portal, tokens, state ?? undefined, now),
       clientEndpoint: portal.clientEndpoint,
+      placements: portal.boundPlacements.map(({ code, title }) => ({
+        code,
+        ...(title === undefined ? {} : { title }),
+      })),
+      placementsSyncedAt: iso(portal.placementsSyncedAt),
       scope: portal.scope,
       createdAt: portal.createdAt.toISOString(),
       statusHistory: history.map((change): StatusChangeDto => ({
