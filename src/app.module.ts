@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, type Type } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AdminModule } from './admin/admin.module';
@@ -15,6 +15,7 @@ import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { OfflineQueueModule } from './offline-queue/offline-queue.module';
 import { PortalsModule } from './portals/portals.module';
+import { RobotsModule } from './robots/robots.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppModuleOptions {
@@ -22,6 +23,8 @@ export interface AppModuleOptions {
   /** The database this instance uses (DATABASE_URL, or the embedded server's URL). */
   databaseUrl: string;
   logger: AppLogger;
+  /** The vendor's handler modules (@OnBitrix24Event, @Bitrix24Robot providers). */
+  vendorModules?: (Type | DynamicModule)[];
 }
 
 @Module({})
@@ -49,6 +52,8 @@ export class AppModule {
         WebhooksModule,
         ...(options.config.inbox.exampleHandlers ? [ExampleDealCopyModule] : []),
         AppFrameModule,
+        RobotsModule,
+        ...(options.vendorModules ?? []),
       ],
     };
   }
