@@ -49,7 +49,21 @@ export class RobotSync {
     // An app without robots needs no bizproc scope: nothing is asked until one is declared.
     if (declared.length === 0 && known.size === 0) return report;
     const portal = this.bitrix24.forPortal(memberId);
-    const listed = new Set((await portal.call<string[]>('bizproc.robot.list')).result ?? []);
+    let codes: string[];
+    try {
+      codes = (await portal.call<string[]>('bizproc.robot.list')).result ?? [];
+    } catch (error) {
+      // A portal that did not grant bizproc can have no robots; its events still work.
+      if (error instanceof Bitrix24ApiError && error.bitrixCode === 'insufficient_scope') {
+        this.log.error(
+          { memberId, robots: declared.length },
+          'robots not installed: the app has no bizproc scope on this portal',
+        );
+        return report;
+      }
+      throw error;
+    }
+    const listed = new Set(codes);
     for (const declaration of declared) {
       const { code } = declaration;
       const fields = robotFields(declaration, this.handlerUrl(code));
