@@ -302,6 +302,42 @@ describe('robots: declared in code, installed once, each run handled and answere
     ]);
   });
 
+  it('sends an answer left unsent (refused by a 5xx, then its sender gone) once, from the sweep', async () => {
+    const portal = await installed();
+    await emulator.control.setFaults(portal.memberId, {
+      errorRate: 1,
+      methods: ['bizproc.event.send'],
+    });
+    const run = await emulator.control.runRobot(portal.memberId, 'send_invoice', {
+      documentId: 'DEAL_34',
+      properties: { amount: 1 },
+    });
+    const [stored] = await eventually(async () => {
+      const runs = await storedRuns(portal.memberId);
+      return runs.length > 0 ? runs : undefined;
+    });
+    await eventually(async () => {
+      const { rows } = await sql.query<{ state: string; error: string | null }>(
+        'SELECT state, error FROM robot_answers WHERE event_id = $1',
+        [stored.id],
+      );
+      return rows[0]?.state === 'pending' && rows[0].error !== null ? rows[0] : undefined;
+    }, 10_000);
+    // As if the replica sending it died mid-send: its claim lapsed, the answer is still unsent.
+    await sql.query(
+      `UPDATE robot_answers SET state = 'sending', claimed_until = now() - interval '1 second'
+       WHERE event_id = $1`,
+      [stored.id],
+    );
+    await emulator.control.clearFaults(portal.memberId);
+    expect(await settledAnswer(stored.id)).toBe('sent');
+    expect(await emulator.control.robotAnswers(portal.memberId)).toEqual([
+      expect.objectContaining({ eventToken: run.eventToken }),
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 5_500));
+    expect(await emulator.control.robotAnswers(portal.memberId)).toHaveLength(1);
+  }, 30_000);
+
   it('records "too late" instead of answering after the robot stopped waiting', async () => {
     const portal = await installed();
     robots.delays.set('DEAL_33', 2100);
