@@ -12,6 +12,7 @@ import {
   type RobotDeclaration,
   type RobotRun,
 } from '../../src/robots/bitrix24-robot.decorator';
+import { RobotAnswers } from '../../src/robots/robot-answers.service';
 import type { RobotRegistry } from '../../src/robots/robot-registry.service';
 import { RobotSync } from '../../src/robots/robot-sync.service';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
@@ -337,6 +338,33 @@ describe('robots: declared in code, installed once, each run handled and answere
     await new Promise((resolve) => setTimeout(resolve, 5_500));
     expect(await emulator.control.robotAnswers(portal.memberId)).toHaveLength(1);
   }, 30_000);
+
+  it('lets only one of several concurrent senders (replicas) send an answer', async () => {
+    const portal = await installed();
+    await emulator.control.setFaults(portal.memberId, {
+      errorRate: 1,
+      methods: ['bizproc.event.send'],
+    });
+    await emulator.control.runRobot(portal.memberId, 'send_invoice', {
+      documentId: 'DEAL_35',
+      properties: { amount: 1 },
+    });
+    const [stored] = await eventually(async () => {
+      const runs = await storedRuns(portal.memberId);
+      return runs.length > 0 ? runs : undefined;
+    });
+    await eventually(async () => ((await answerState(stored.id)) === 'pending' ? true : undefined));
+    await emulator.control.clearFaults(portal.memberId);
+    const answers = app.app.get(RobotAnswers);
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => answers.send(stored.id)));
+    expect(outcomes.filter((outcome) => outcome !== null).length).toBeLessThanOrEqual(1);
+    expect(await settledAnswer(stored.id)).toBe('sent');
+    expect(await emulator.control.robotAnswers(portal.memberId)).toHaveLength(1);
+    const sends = (await emulator.control.requests(portal.memberId)).filter(
+      (request) => request.method === 'bizproc.event.send' && request.outcome === 'ok',
+    );
+    expect(sends).toHaveLength(1);
+  });
 
   it('records "too late" instead of answering after the robot stopped waiting', async () => {
     const portal = await installed();
