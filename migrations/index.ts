@@ -9,6 +9,7 @@ import { DrainRetryBackoff1796200000000 } from './1796200000000-DrainRetryBackof
 import { InboxRunFencing1796100000000 } from './1796100000000-InboxRunFencing';
 import { AppLifecycle1796600000000 } from './1796600000000-AppLifecycle';
 import { PortalPlacements1796900000000 } from './1796900000000-PortalPlacements';
+import { Robots1797000000000 } from './1797000000000-Robots';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -22,4 +23,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   InboxRunFencing1796100000000,
   AppLifecycle1796600000000,
   PortalPlacements1796900000000,
+  Robots1797000000000,
 ];

@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, type Type } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AdminModule } from './admin/admin.module';
@@ -16,6 +16,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { OfflineQueueModule } from './offline-queue/offline-queue.module';
 import { PortalsModule } from './portals/portals.module';
 import { RetentionModule } from './retention/retention.module';
+import { RobotsModule } from './robots/robots.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppModuleOptions {
@@ -23,6 +24,8 @@ export interface AppModuleOptions {
   /** The database this instance uses (DATABASE_URL, or the embedded server's URL). */
   databaseUrl: string;
   logger: AppLogger;
+  /** The vendor's handler modules (@OnBitrix24Event, @Bitrix24Robot providers). */
+  vendorModules?: (Type | DynamicModule)[];
 }
 
 @Module({})
@@ -51,6 +54,8 @@ export class AppModule {
         RetentionModule,
         ...(options.config.inbox.exampleHandlers ? [ExampleDealCopyModule] : []),
         AppFrameModule,
+        RobotsModule,
+        ...(options.vendorModules ?? []),
       ],
     };
   }

@@ -4,6 +4,14 @@
  */
 export { OnBitrix24Event } from './inbox/on-bitrix24-event.decorator';
 export type { InboxEvent } from './inbox/inbox-event';
+export {
+  Bitrix24Robot,
+  type RobotAnswer,
+  type RobotDeclaration,
+  type RobotProperty,
+  type RobotPropertyType,
+  type RobotRun,
+} from './robots/bitrix24-robot.decorator';
 export { Bitrix24Client } from './bitrix24/bitrix24.client';
 export {
   Bitrix24OutcomeUnknownError,

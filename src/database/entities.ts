@@ -6,6 +6,8 @@ import { OfflineQueueStateEntity } from '../offline-queue/offline-queue-state.en
 import { PortalStatusChangeEntity } from '../portals/portal-status-change.entity';
 import { PortalTokenEntity } from '../portals/portal-token.entity';
 import { PortalEntity } from '../portals/portal.entity';
+import { InstalledRobotEntity } from '../robots/installed-robot.entity';
+import { RobotAnswerEntity } from '../robots/robot-answer.entity';
 
 /** Every entity of the schema; shared by the app and the migration CLI. */
 export const ENTITIES = [
@@ -17,4 +19,6 @@ export const ENTITIES = [
   DrainBatchEntity,
   OfflineQueueStateEntity,
   ExampleDealEntity,
+  InstalledRobotEntity,
+  RobotAnswerEntity,
 ];

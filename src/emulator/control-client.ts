@@ -32,6 +32,10 @@ import type {
   UserActionResult,
   MoveDomainRequest,
   MovedDomain,
+  RegisteredRobotView,
+  RobotAnswer,
+  RobotRunResult,
+  RunRobotRequest,
 } from './control-contract';
 
 /** The control API refused a request; `code` is its `error` field. */
@@ -162,6 +166,25 @@ export class EmulatorControlClient {
   /** The portal changes its domain; with `loop`, the old and new addresses redirect to each other. */
   moveDomain(memberId: string, request: MoveDomainRequest): Promise<MovedDomain> {
     return this.send('POST', `${portalPath(memberId)}/domain`, request);
+  }
+
+  /** A document reaches the robot's stage: the portal POSTs the run to the robot's HANDLER. */
+  runRobot(memberId: string, code: string, request: RunRobotRequest = {}): Promise<RobotRunResult> {
+    return this.send(
+      'POST',
+      `${portalPath(memberId)}/robots/${encodeURIComponent(code)}/run`,
+      request,
+    );
+  }
+
+  /** The bizproc.event.send answers the portal accepted, oldest first. */
+  robotAnswers(memberId: string): Promise<RobotAnswer[]> {
+    return this.send('GET', `${portalPath(memberId)}/robot-answers`);
+  }
+
+  /** The robots the app registered on the portal, with their fields. */
+  robots(memberId: string): Promise<RegisteredRobotView[]> {
+    return this.send('GET', `${portalPath(memberId)}/robots`);
   }
 
   private async send<T>(method: string, path: string, body?: unknown): Promise<T> {

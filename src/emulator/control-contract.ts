@@ -318,3 +318,51 @@ export interface MovedDomain {
   readonly to: PortalAddress;
   readonly loop: boolean;
 }
+
+/**
+ * `POST /_emulator/portals/:memberId/robots/:code/run`: a document reaches the stage the robot
+ * sits on, and the portal POSTs the robot's run to its HANDLER with a fresh event_token.
+ */
+export interface RunRobotRequest {
+  /** The deal's document id, e.g. 'DEAL_12'; default a new DEAL_<n>. */
+  readonly documentId?: string;
+  /** The property values the user set; a property left out gets its Default. */
+  readonly properties?: Readonly<Record<string, unknown>>;
+  /** Overrides the robot's USE_SUBSCRIPTION (the user's choice when it registered none). */
+  readonly useSubscription?: boolean;
+  /** How long the robot waits for its answer, in seconds; default 0, no limit. */
+  readonly timeoutDuration?: number;
+}
+
+export interface RobotRunResult {
+  readonly eventToken: string;
+  readonly workflowId: string;
+  readonly documentId: readonly string[];
+  readonly documentType: readonly string[];
+  readonly useSubscription: 'Y' | 'N';
+  readonly timeoutDuration: number;
+  readonly delivered: DeliveredEvent;
+}
+
+/** One bizproc.event.send the portal accepted, as `GET …/robot-answers` lists it. */
+export interface RobotAnswer {
+  readonly eventToken: string;
+  readonly code: string;
+  readonly documentId: readonly string[];
+  readonly returnValues: unknown;
+  readonly logMessage: string;
+  readonly answeredAt: string;
+}
+
+/** One robot the app registered, as `GET /_emulator/portals/:memberId/robots` shows it. */
+export interface RegisteredRobotView {
+  readonly code: string;
+  readonly handler: string;
+  readonly authUserId: number;
+  readonly useSubscription: string;
+  readonly name: unknown;
+  readonly description: unknown;
+  /** Keyed by property code, each property's own keys upper-cased (NAME, TYPE, OPTIONS, …). */
+  readonly properties: Readonly<Record<string, unknown>>;
+  readonly returnProperties: Readonly<Record<string, unknown>>;
+}

@@ -45,6 +45,8 @@ function delay(ms: number): { done: Promise<'timeout'>; cancel: () => void } {
 /** What the handlers did in one run. */
 interface RunResult {
   failure: string | null;
+  /** What each handler returned, in order (complete only when no handler failed). */
+  results: unknown[];
   /** False when a handler outlived its timeout and the grace after it: it may still be running. */
   ended: boolean;
 }
@@ -141,8 +143,8 @@ export class EventProcessor {
         ? retryDelayMs(event.attempts, this.config.inbox.retryBaseSeconds * 1000) / 1000
         : null;
 
-    const current = await this.dataSource.transaction((manager) =>
-      this.recordRun(manager, {
+    const current = await this.dataSource.transaction(async (manager) => {
+      const recorded = await this.recordRun(manager, {
         event,
         token,
         trigger,
@@ -153,8 +155,17 @@ export class EventProcessor {
         handlers: handlers.map((handler) => handler.name),
         startedAt,
         finishedAt,
-      }),
-    );
+      });
+      if (recorded && outcome === 'processed') {
+        for (const [index, handler] of handlers.entries()) {
+          await handler.recordResult?.(manager, event, result.results[index]);
+        }
+      }
+      return recorded;
+    });
+    if (current && outcome === 'processed') {
+      for (const handler of handlers) handler.afterRecorded?.(event);
+    }
 
     this.metrics.handlerRuns.inc({ outcome, trigger });
     this.metrics.handlerDuration.observe(
@@ -213,8 +224,14 @@ export class EventProcessor {
   ): Promise<RunResult> {
     const timeoutMs = this.config.inbox.handlerTimeoutSeconds * 1000;
     const graceMs = Math.max(timeoutMs, CLAIM_LEASE_SECONDS * 1000);
+    const results: unknown[] = [];
     for (const handler of handlers) {
-      const running = settle(Promise.resolve().then(() => handler.run(view)));
+      let returned: unknown;
+      const running = settle(
+        Promise.resolve()
+          .then(() => handler.run(view))
+          .then((value) => (returned = value)),
+      );
       const limit = delay(timeoutMs);
       const settled = await Promise.race([running, limit.done]);
       limit.cancel();
@@ -224,18 +241,19 @@ export class EventProcessor {
         const late = await Promise.race([running, grace.done]);
         grace.cancel();
         const failure = `${handler.name}: did not finish within ${timeoutMs} ms (aborted)`;
-        return { failure, ended: late !== 'timeout' };
+        return { failure, results, ended: late !== 'timeout' };
       }
       if (!settled.ok) {
         const failure = `${handler.name}: ${describeFailure(settled.error)}`;
-        return { failure: failure.slice(0, MAX_ERROR_LENGTH), ended: true };
+        return { failure: failure.slice(0, MAX_ERROR_LENGTH), results, ended: true };
       }
       if (controller.signal.aborted) {
         // Fenced while this handler ran: the run stops here, and records nothing anyway.
-        return { failure: `${handler.name}: the claim was taken over`, ended: true };
+        return { failure: `${handler.name}: the claim was taken over`, results, ended: true };
       }
+      results.push(returned);
     }
-    return { failure: null, ended: true };
+    return { failure: null, results, ended: true };
   }
 
   /** Extends this run's claim; false once another run (or the sweep) took the event over. */

@@ -1,13 +1,26 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { EntityManager } from 'typeorm';
 import { AppLogger } from '../logging/app-logger';
 import type { InboxEventHandler } from './inbox-event';
 import { BITRIX24_EVENT_HANDLER } from './on-bitrix24-event.decorator';
+import type { StoredEventEntity } from './stored-event.entity';
 
 export interface RegisteredHandler {
   /** `Class.method`, as recorded on every attempt. */
   readonly name: string;
   readonly run: InboxEventHandler;
+  /**
+   * Keeps what the handler returned, inside the transaction that records the successful run (so
+   * it is kept exactly when the run counts); robots keep their answer this way.
+   */
+  readonly recordResult?: (
+    manager: EntityManager,
+    event: StoredEventEntity,
+    result: unknown,
+  ) => Promise<void>;
+  /** After that transaction committed: act on what recordResult kept. */
+  readonly afterRecorded?: (event: StoredEventEntity) => void;
 }
 
 /** The vendor's handlers, found at start by their @OnBitrix24Event decorators. */
@@ -50,6 +63,12 @@ export class HandlerRegistry implements OnModuleInit {
       },
       'event handlers registered',
     );
+  }
+
+  /** Adds a handler found by another feature (robots) under the event name it stores runs as. */
+  register(eventName: string, handler: RegisteredHandler): void {
+    const name = eventName.toUpperCase();
+    this.byEvent.set(name, [...(this.byEvent.get(name) ?? []), handler]);
   }
 
   /** How many handlers the event with the most handlers has (0 when none is registered). */

@@ -28,7 +28,7 @@ export class InboxModule {
         HandlerRegistry,
         InboxMetrics,
       ],
-      exports: [InboxService],
+      exports: [InboxService, HandlerRegistry],
     };
   }
 }

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { AppModuleOptions } from '../../src/app.module';
 import { createApp } from '../../src/bootstrap';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
 import { AppLogger, createPinoLogger } from '../../src/logging/app-logger';
@@ -48,6 +49,8 @@ export function testAppEnvironment(port: number, databaseUrl: string): Record<st
 export async function startTestApp(options: {
   databaseUrl: string;
   env?: Record<string, string | undefined>;
+  /** Vendor handler modules to start the app with (AppModuleOptions.vendorModules). */
+  vendorModules?: AppModuleOptions['vendorModules'];
 }): Promise<TestApp> {
   const port = await freePort();
   const config = loadConfig({
@@ -62,7 +65,12 @@ export async function startTestApp(options: {
     },
   });
   const logger = new AppLogger(createPinoLogger(config.logLevel, sink));
-  const app = await createApp({ config, databaseUrl: options.databaseUrl, logger });
+  const app = await createApp({
+    config,
+    databaseUrl: options.databaseUrl,
+    logger,
+    vendorModules: options.vendorModules,
+  });
   await app.listen({ port, host: '127.0.0.1' });
   return {
     app,

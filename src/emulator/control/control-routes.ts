@@ -14,11 +14,16 @@ import type {
   UninstallRequest,
   UserActionRequest,
   MoveDomainRequest,
+  RunRobotRequest,
 } from '../control-contract';
 import type { EmulatorControl } from './emulator-control';
 
 interface MemberIdParams {
   memberId: string;
+}
+
+interface RobotParams extends MemberIdParams {
+  code: string;
 }
 
 const object = (properties: Record<string, unknown>, required: string[] = []) => ({
@@ -260,6 +265,38 @@ export async function registerControlRoutes(
           },
         },
         async (request) => control.moveDomain(request.params.memberId, request.body),
+      );
+      routes.post<{ Params: RobotParams; Body: RunRobotRequest }>(
+        '/portals/:memberId/robots/:code/run',
+        {
+          schema: {
+            params: object(
+              {
+                memberId: { type: 'string', minLength: 1 },
+                code: { type: 'string', minLength: 1, maxLength: 128 },
+              },
+              ['memberId', 'code'],
+            ),
+            body: object({
+              documentId: { type: 'string', pattern: '^[A-Za-z0-9_]{1,64}$' },
+              properties: { type: 'object' },
+              useSubscription: boolean,
+              timeoutDuration: { type: 'integer', minimum: 0 },
+            }),
+          },
+        },
+        async (request) =>
+          control.runRobot(request.params.memberId, request.params.code, request.body),
+      );
+      routes.get<{ Params: MemberIdParams }>(
+        '/portals/:memberId/robot-answers',
+        { schema: { params: memberIdParams } },
+        async (request) => control.robotAnswers(request.params.memberId),
+      );
+      routes.get<{ Params: MemberIdParams }>(
+        '/portals/:memberId/robots',
+        { schema: { params: memberIdParams } },
+        async (request) => control.robots(request.params.memberId),
       );
     },
     { prefix: '/_emulator' },

@@ -34,6 +34,10 @@ import type {
   UserActionResult,
   MoveDomainRequest,
   MovedDomain,
+  RegisteredRobotView,
+  RobotAnswer,
+  RobotRunResult,
+  RunRobotRequest,
 } from '../control-contract';
 import type { Emulator } from '../emulator';
 import { PortalHit, type RaiseOutcome } from '../events/event-dispatcher';
@@ -428,6 +432,94 @@ export class EmulatorControl {
     return { memberId, from, to: { domain, clientEndpoint }, loop };
   }
 
+  /**
+   * A deal reaches the stage the robot sits on: the portal POSTs the run to the robot's HANDLER
+   * (form, bracket keys) with a fresh event_token, and waits for bizproc.event.send when
+   * use_subscription is Y.
+   */
+  async runRobot(
+    memberId: string,
+    code: string,
+    request: RunRobotRequest,
+  ): Promise<RobotRunResult> {
+    const portal = this.portal(memberId);
+    if (!portal.isInstalled)
+      throw new ControlError(409, 'NOT_INSTALLED', 'The app is not installed');
+    const robot = portal.robots.get(code);
+    if (robot === undefined) {
+      throw new ControlError(404, 'ROBOT_NOT_FOUND', `The app has no robot ${code} on the portal`);
+    }
+    const useSubscription =
+      (request.useSubscription ?? robot.useSubscription.toUpperCase() === 'Y') ? 'Y' : 'N';
+    const timeoutDuration = request.timeoutDuration ?? 0;
+    const documentId = [
+      'crm',
+      'CCrmDocumentDeal',
+      request.documentId ?? `DEAL_${portal.takeBulkObjectId()}`,
+    ];
+    const documentType = ['crm', 'CCrmDocumentDeal', 'DEAL'];
+    const workflowId = randomWorkflowId();
+    const eventToken = `${workflowId}|A${randomLowercaseAlphanumerics(8)}|${randomLowercaseAlphanumerics(32)}.${randomMd5Shaped()}`;
+    const properties: Record<string, unknown> = {};
+    for (const [key, property] of Object.entries(robot.properties)) {
+      const value = request.properties?.[key] ?? (property as { DEFAULT?: unknown }).DEFAULT;
+      if (value !== undefined && value !== null) properties[key] = value;
+    }
+    const now = this.emulator.clock.now();
+    portal.robots.startRun({
+      eventToken,
+      code,
+      workflowId,
+      documentId,
+      waits: useSubscription === 'Y',
+      deadlineMs: timeoutDuration > 0 ? now + timeoutDuration * 1000 : null,
+      startedAtMs: now,
+    });
+    const sent = await this.emulator.events.deliverRobotRun(
+      portal,
+      robot.handler,
+      {
+        workflow_id: workflowId,
+        code,
+        document_id: documentId,
+        document_type: documentType,
+        event_token: eventToken,
+        properties,
+        use_subscription: useSubscription,
+        timeout_duration: String(timeoutDuration),
+      },
+      robot.authUserId,
+    );
+    return {
+      eventToken,
+      workflowId,
+      documentId,
+      documentType,
+      useSubscription,
+      timeoutDuration,
+      delivered: delivered(sent),
+    };
+  }
+
+  robotAnswers(memberId: string): readonly RobotAnswer[] {
+    return this.portal(memberId).robots.recordedAnswers();
+  }
+
+  robots(memberId: string): RegisteredRobotView[] {
+    return this.portal(memberId)
+      .robots.all()
+      .map((robot) => ({
+        code: robot.code,
+        handler: robot.handler,
+        authUserId: robot.authUserId,
+        useSubscription: robot.useSubscription,
+        name: robot.name,
+        description: robot.description,
+        properties: robot.properties,
+        returnProperties: robot.returnProperties,
+      }));
+  }
+
   private issueAdminTokens(portal: Portal): IssuedTokens {
     return this.emulator.tokens.issue({
       memberId: portal.memberId,
@@ -444,6 +536,11 @@ export class EmulatorControl {
     }
     return portal;
   }
+}
+
+/** Bitrix24's workflow ids look like `55c1dc1c3f0d75.78875596` (uniqid with more entropy). */
+function randomWorkflowId(): string {
+  return `${randomMd5Shaped().slice(0, 14)}.${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`;
 }
 
 function delivered(sent: SentEvent): DeliveredEvent {

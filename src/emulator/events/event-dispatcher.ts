@@ -165,6 +165,24 @@ export class EventDispatcher {
     return this.deliver(portal, binding, 'ONAPPUNINSTALL', data, auth);
   }
 
+  /**
+   * A robot's POST to its HANDLER (contract §11): its fields as given, `ts`, and the auth of the
+   * robot's AUTH_USER_ID (none for 0) with the application_token; no refresh token.
+   */
+  async deliverRobotRun(
+    portal: Portal,
+    handler: string,
+    fields: Record<string, unknown>,
+    authUserId: number,
+  ): Promise<SentEvent> {
+    const body = encodeEventForm({
+      ...fields,
+      ts: String(Math.floor(this.emulator.clock.now() / 1000)),
+      auth: this.auth(portal, this.eventTokens(portal, authUserId), false),
+    });
+    return this.post(portal, handler, `ROBOT:${String(fields.code)}`, body);
+  }
+
   private async deliver(
     portal: Portal,
     binding: EventBinding,
@@ -179,8 +197,12 @@ export class EventDispatcher {
       ts: String(Math.floor(this.emulator.clock.now() / 1000)),
       auth,
     });
+    return this.post(portal, binding.handler, event, body);
+  }
+
+  private async post(portal: Portal, url: string, event: string, body: string): Promise<SentEvent> {
     const sent: SentEvent = {
-      url: binding.handler,
+      url,
       event,
       body,
       contentType: FORM_CONTENT_TYPE,
@@ -189,7 +211,7 @@ export class EventDispatcher {
       responseBody: '',
     };
     portal.recordSent(sent);
-    const outcome = await this.emulator.sender.post(binding.handler, body);
+    const outcome = await this.emulator.sender.post(url, body);
     sent.status = outcome.status;
     sent.responseBody = outcome.body;
     if (outcome.error !== undefined) sent.error = outcome.error;

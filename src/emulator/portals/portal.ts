@@ -2,6 +2,7 @@ import type { Clock } from '../clock';
 import { CrmRecords } from '../crm/crm-records';
 import { EventBindings } from '../events/event-bindings';
 import { PlacementBindings } from './placement-bindings';
+import { PortalRobots } from './portal-robots';
 import { OfflineQueue } from '../offline-queue/offline-queue';
 import {
   ENTERPRISE_PLAN_LIMIT,
@@ -91,6 +92,7 @@ export class Portal {
   readonly queue: OfflineQueue;
   readonly bindings = new EventBindings();
   readonly placements = new PlacementBindings();
+  readonly robots = new PortalRobots();
   readonly crm = new CrmRecords();
   readonly rateLimiter: LeakyBucket;
   readonly operatingTime: OperatingTimeMeter;
@@ -136,6 +138,8 @@ export class Portal {
     const previousVersion = this.installedVersion;
     this.installedVersion += 1;
     this.currentApplicationToken = applicationToken;
+    // An update takes the app's robots off the list; the app registers them again.
+    this.robots.removeAll();
     return { previousVersion, version: this.installedVersion };
   }
 
@@ -202,6 +206,7 @@ export class Portal {
     this.state = 'uninstalled';
     this.bindings.removeAll();
     this.placements.removeAll();
+    this.robots.removeAll();
     this.queue.removeAll();
   }
 

@@ -1,5 +1,6 @@
 import { batchMethod } from './batch';
 import { appMethods } from './methods/app-methods';
+import { bizprocMethods } from './methods/bizproc-methods';
 import { crmMethods } from './methods/crm-methods';
 import { eventMethods } from './methods/event-methods';
 import { offlineEventMethods } from './methods/offline-event-methods';
@@ -14,6 +15,7 @@ export const REST_METHODS: ReadonlyMap<string, RestMethod> = new Map(
     ...appMethods,
     ...crmMethods,
     ...placementMethods,
+    ...bizprocMethods,
     batch: batchMethod,
   }),
 );
