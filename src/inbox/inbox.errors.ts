@@ -58,3 +58,20 @@ export class EventWaitingInLineError extends DomainError {
     );
   }
 }
+
+/**
+ * An @OnBitrix24Event method on a provider the inbox cannot call: handlers run outside any
+ * request, on the one instance made at start, so their provider must be a default-scope singleton
+ * that depends on singletons only. Thrown at start, so such an app does not boot.
+ */
+export class UncallableHandlerProviderError extends Error {
+  constructor(className: string, methodName: string, scope: string) {
+    super(
+      `${className}.${methodName} is an @OnBitrix24Event handler, but its provider ${className} is ` +
+        `${scope}: the inbox calls handlers outside any request, on one instance made at start, ` +
+        `so it would never run. Make ${className} a default-scope (singleton) provider that ` +
+        `depends on singletons only, or move the handler to one.`,
+    );
+    this.name = 'UncallableHandlerProviderError';
+  }
+}
