@@ -45,6 +45,12 @@ export class EventStatusCountsDto {
 
   @ApiProperty()
   dead: number;
+
+  @ApiProperty({ description: 'No handler was registered where they ran; replay them once one is' })
+  unhandled: number;
+
+  @ApiProperty({ description: 'Dead or unhandled events the operator discarded' })
+  discarded: number;
 }
 
 export class OldestPendingEventDto {
