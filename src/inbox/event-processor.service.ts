@@ -177,10 +177,13 @@ export class EventProcessor {
           memberId: event.memberId,
           eventId: event.id,
           eventName: event.eventName,
+          orderingKey: event.orderingKey,
           attempts: event.attempts,
           error: failure,
         },
-        'event is dead: handlers failed on every attempt',
+        event.orderingKey === null
+          ? 'event is dead: handlers failed on every attempt'
+          : "event is dead: handlers failed on every attempt; its object's later events wait until it is replayed or discarded",
       );
     } else if (outcome === 'failed') {
       this.log.warn(

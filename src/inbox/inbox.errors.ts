@@ -6,6 +6,7 @@ export enum InboxErrorCode {
   EventInProgress = 'event_in_progress',
   InboxStopping = 'inbox_stopping',
   EventWaitingInLine = 'event_waiting_in_line',
+  EventNotDiscardable = 'event_not_discardable',
 }
 
 export class StoredEventNotFoundError extends DomainError {
@@ -45,8 +46,8 @@ export class InboxStoppingError extends DomainError {
 }
 
 /**
- * Another event of the same portal and object must run first (an earlier one is unfinished) or is
- * running right now: a replay would run this one out of order or alongside it.
+ * Another event of the same portal and object must run first (an earlier one is unfinished or
+ * dead) or is running right now: a replay would run this one out of order or alongside it.
  */
 export class EventWaitingInLineError extends DomainError {
   readonly kind = 'conflict';
@@ -54,7 +55,19 @@ export class EventWaitingInLineError extends DomainError {
   constructor(eventId: string) {
     super(
       InboxErrorCode.EventWaitingInLine,
-      `Event ${eventId} waits for another event of the same object; replay it once that one has finished`,
+      `Event ${eventId} waits for another event of the same object; replay it once that one has finished (an earlier dead one: replay or discard it first)`,
+    );
+  }
+}
+
+/** Only events that will not run again by themselves (dead, unhandled) can be discarded. */
+export class EventNotDiscardableError extends DomainError {
+  readonly kind = 'conflict';
+
+  constructor(eventId: string, status: string) {
+    super(
+      InboxErrorCode.EventNotDiscardable,
+      `Event ${eventId} is ${status}: only dead or unhandled events can be discarded`,
     );
   }
 }

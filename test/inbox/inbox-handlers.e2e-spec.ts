@@ -286,6 +286,99 @@ describe('the inbox: handlers, retries, dead letters, replay', () => {
     expect(unrelatedRun).toBeLessThan(firstSuccess);
   }, 30_000);
 
+  it("holds a dead event's later changes of its object until a replay of it succeeds; a failed replay leaves it dead", async () => {
+    // Dead after its 3 attempts, and the first replay fails too.
+    handler.failures.set('held', 4);
+    const first = await storeDealEvent('held', 'ONCRMDEALADD');
+    const second = await storeDealEvent('held');
+    const third = await storeDealEvent('held');
+    const unrelated = await storeDealEvent('held-elsewhere');
+    await eventually(
+      () => Promise.all([event(first), event(unrelated)]),
+      ([head, other]) => head.status === 'dead' && other.status === 'processed',
+    );
+    // Held: not attempted, no attempt spent.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    for (const id of [second, third]) {
+      expect(await event(id)).toMatchObject({ status: 'pending', attempts: 0 });
+      expect(handler.runs.some((run) => run.eventId === id)).toBe(false);
+    }
+    await expect(inbox.replay(second)).rejects.toMatchObject({ code: 'event_waiting_in_line' });
+    expect(await event(second)).toMatchObject({ status: 'pending', attempts: 0 });
+
+    expect((await inbox.replay(first)).status).toBe('dead');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await event(second)).toMatchObject({ status: 'pending', attempts: 0 });
+
+    expect((await inbox.replay(first)).status).toBe('processed');
+    await eventually(
+      () => Promise.all([event(second), event(third)]),
+      (rows) => rows.every((row) => row.status === 'processed' && row.attempts === 1),
+    );
+    expect(
+      handler.runs.filter((run) => run.dealId === 'held').map((run) => [run.eventId, run.ok]),
+    ).toEqual([
+      [first, false],
+      [first, false],
+      [first, false],
+      [first, false],
+      [first, true],
+      [second, true],
+      [third, true],
+    ]);
+  }, 30_000);
+
+  it("lets a dead event's object go on once the operator discards it, keeping it with the discard in its history", async () => {
+    handler.failures.set('given-up', 3);
+    const first = await storeDealEvent('given-up', 'ONCRMDEALADD');
+    const second = await storeDealEvent('given-up');
+    await eventually(
+      () => event(first),
+      (row) => row.status === 'dead',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await event(second)).toMatchObject({ status: 'pending', attempts: 0 });
+    await expect(inbox.discard(second)).rejects.toMatchObject({ code: 'event_not_discardable' });
+
+    const discarded = await inbox.discard(first);
+    expect(discarded).toMatchObject({ status: 'discarded', attempts: 3, nextAttemptAt: null });
+    expect(discarded.lastError).toContain('downstream system unavailable');
+    expect((await attempts(first)).at(-1)).toMatchObject({
+      attempt: 3,
+      trigger: 'discard',
+      outcome: 'discarded',
+      handlers: [],
+      error: null,
+    });
+    await eventually(
+      () => event(second),
+      (row) => row.status === 'processed',
+    );
+    expect(handler.runs.filter((run) => run.eventId === first)).toHaveLength(3);
+    await expect(inbox.discard(first)).rejects.toMatchObject({ code: 'event_not_discardable' });
+    await expect(inbox.discard(second)).rejects.toMatchObject({ code: 'event_not_discardable' });
+    await expect(inbox.discard('999999999')).rejects.toMatchObject({ code: 'event_not_found' });
+    await expect(inbox.discard('abc')).rejects.toMatchObject({ code: 'invalid_event_id' });
+  }, 30_000);
+
+  it('never holds an event without an ordering key behind a dead one', async () => {
+    const [dead, keyless]: { id: string }[] = await dataSource.query(
+      `INSERT INTO stored_events (member_id, source, dedup_key, event_name, data, status, attempts,
+         next_attempt_at)
+       VALUES ($1, 'online', 'keyless-dead', 'ONCRMDEALUPDATE', '{"FIELDS":{"ID":"keyless"}}',
+               'dead', 3, NULL),
+              ($1, 'online', 'keyless-next', 'ONCRMDEALUPDATE', '{"FIELDS":{"ID":"keyless"}}',
+               'pending', 0, now())
+       RETURNING id`,
+      [memberId],
+    );
+    await eventually(
+      () => event(String(keyless.id)),
+      (row) => row.status === 'processed',
+    );
+    expect((await event(String(dead.id))).status).toBe('dead');
+  });
+
   it('marks an event no handler is registered for as unhandled: never retried, holding up nothing, run by a replay on a replica that has the handler', async () => {
     // This app handles no ONCRMDEALDELETE; the same deal's later update runs past it.
     const deleted = await storeDealEvent('unhandled-deal', 'ONCRMDEALDELETE');

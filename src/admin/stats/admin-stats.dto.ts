@@ -81,6 +81,13 @@ export class EventStatsDto {
   dead: number;
 
   @ApiProperty({
+    description:
+      "Objects (portal and ordering key) whose line a dead event holds: the object's later " +
+      'events wait until it is replayed successfully or discarded',
+  })
+  blockedObjects: number;
+
+  @ApiProperty({
     type: OldestPendingEventDto,
     nullable: true,
     description: 'The oldest event still waiting for its handlers (pending or failed)',
