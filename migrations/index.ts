@@ -10,6 +10,7 @@ import { InboxRunFencing1796100000000 } from './1796100000000-InboxRunFencing';
 import { AppLifecycle1796600000000 } from './1796600000000-AppLifecycle';
 import { PortalPlacements1796900000000 } from './1796900000000-PortalPlacements';
 import { Robots1797000000000 } from './1797000000000-Robots';
+import { InboxDeadHoldsTheLine1796800000000 } from './1796800000000-InboxDeadHoldsTheLine';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -24,4 +25,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   AppLifecycle1796600000000,
   PortalPlacements1796900000000,
   Robots1797000000000,
+  InboxDeadHoldsTheLine1796800000000,
 ];

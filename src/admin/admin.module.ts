@@ -10,6 +10,7 @@ import { PortalTokenEntity } from '../portals/portal-token.entity';
 import { PortalEntity } from '../portals/portal.entity';
 import { AdminAuthenticator } from './auth/admin-authenticator';
 import { AdminEventsController } from './events/admin-events.controller';
+import { AdminEventDiscard } from './events/admin-event-discard.service';
 import { AdminEventReplay } from './events/admin-event-replay.service';
 import { AdminEventsQueries } from './events/admin-events.queries';
 import { AdminPortalsController } from './portals/admin-portals.controller';
@@ -41,6 +42,7 @@ import { AdminStatsQueries } from './stats/admin-stats.queries';
     AdminPortalActions,
     AdminEventsQueries,
     AdminEventReplay,
+    AdminEventDiscard,
     AdminStatsQueries,
     HttpRequestMetrics,
   ],

@@ -9,10 +9,19 @@ import {
 } from 'typeorm';
 import { StoredEventEntity } from './stored-event.entity';
 
-/** The processing history of a stored event: one row per handler run, replays included. */
+export const ATTEMPT_TRIGGERS = ['automatic', 'replay', 'discard'] as const;
+export const ATTEMPT_OUTCOMES = ['processed', 'failed', 'dead', 'unhandled', 'discarded'] as const;
+
+/**
+ * The processing history of a stored event: one row per handler run, replays included, and one
+ * for the operator's discard (trigger `discard`, outcome `discarded`: no handler ran).
+ */
 @Entity({ name: 'event_attempts' })
-@Check('ck_event_attempts_outcome', `"outcome" IN ('processed','failed','dead')`)
-@Check('ck_event_attempts_trigger', `"trigger" IN ('automatic','replay')`)
+@Check(
+  'ck_event_attempts_outcome',
+  `"outcome" IN ('processed','failed','dead','unhandled','discarded')`,
+)
+@Check('ck_event_attempts_trigger', `"trigger" IN ('automatic','replay','discard')`)
 @Index('ix_event_attempts_event_id', ['eventId', 'id'])
 export class EventAttemptEntity {
   @PrimaryGeneratedColumn({
@@ -33,10 +42,10 @@ export class EventAttemptEntity {
   attempt: number;
 
   @Column({ name: 'trigger', type: 'varchar', length: 16 })
-  trigger: 'automatic' | 'replay';
+  trigger: (typeof ATTEMPT_TRIGGERS)[number];
 
   @Column({ name: 'outcome', type: 'varchar', length: 16 })
-  outcome: 'processed' | 'failed' | 'dead';
+  outcome: (typeof ATTEMPT_OUTCOMES)[number];
 
   /** The handlers this run invoked (`Class.method`); empty when none is registered for the event. */
   @Column({ name: 'handlers', type: 'text', array: true, default: () => `'{}'` })

@@ -17,8 +17,9 @@ export const CLAIM_LEASE_SECONDS = 30;
 /** A live run renews its claim this often, so it never lapses while the handlers still work. */
 export const CLAIM_RENEW_MS = 10_000;
 
-export type AttemptOutcome = EventAttemptEntity['outcome'];
-export type AttemptTrigger = EventAttemptEntity['trigger'];
+/** What a run of the handlers ends in (a discard is the operator's, not a run's). */
+export type AttemptOutcome = Exclude<EventAttemptEntity['outcome'], 'discarded'>;
+export type AttemptTrigger = Exclude<EventAttemptEntity['trigger'], 'discard'>;
 
 function describeFailure(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -132,9 +133,13 @@ export class EventProcessor {
     }
     const finishedAt = new Date();
     const { failure, ended } = result;
+    // No handler: kept apart from processed, so a replica without the handler (a rolling deploy)
+    // does not consume the event for good; a replay once the handler is deployed runs it.
     const outcome: AttemptOutcome =
       failure === null
-        ? 'processed'
+        ? handlers.length === 0
+          ? 'unhandled'
+          : 'processed'
         : event.attempts >= this.config.inbox.maxAttempts
           ? 'dead'
           : 'failed';
@@ -183,10 +188,13 @@ export class EventProcessor {
           memberId: event.memberId,
           eventId: event.id,
           eventName: event.eventName,
+          orderingKey: event.orderingKey,
           attempts: event.attempts,
           error: failure,
         },
-        'event is dead: handlers failed on every attempt',
+        event.orderingKey === null
+          ? 'event is dead: handlers failed on every attempt'
+          : "event is dead: handlers failed on every attempt; its object's later events wait until it is replayed or discarded",
       );
     } else if (outcome === 'failed') {
       this.log.warn(
@@ -205,7 +213,7 @@ export class EventProcessor {
       this.unhandledEventNames.add(event.eventName);
       this.log.info(
         { memberId: event.memberId, eventName: event.eventName },
-        'no handler registered for this event: such events are marked processed',
+        'no handler registered for this event: such events are marked unhandled (replay them once a handler is deployed)',
       );
     }
     return outcome;

@@ -19,7 +19,8 @@ const SHUTDOWN_GRACE_MS = 8000;
 /**
  * Claims due stored events (FOR UPDATE SKIP LOCKED, so replicas share the work) and runs their
  * handlers with bounded concurrency. An event whose ordering key (one CRM object) has an earlier
- * unfinished event waits for it, so changes of one object are handled in order.
+ * unfinished (pending, failed) or dead event waits for it, so changes of one object are handled
+ * in order and none is handled past a change that failed for good, until the operator acts.
  */
 @Injectable()
 export class InboxWorker
@@ -158,7 +159,7 @@ export class InboxWorker
            AND (c.ordering_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM stored_events p
              WHERE p.member_id = c.member_id AND p.ordering_key = c.ordering_key
-               AND p.status IN ('pending','failed') AND p.id < c.id))
+                 AND p.status IN ('pending','failed','dead') AND p.id < c.id))
          ORDER BY c.next_attempt_at, c.id
          LIMIT $1
          FOR UPDATE SKIP LOCKED)
@@ -174,29 +175,33 @@ export class InboxWorker
 
   /**
    * An event whose last allowed attempt never finished (its process died, maybe because of the
-   * event itself) becomes dead instead of blocking its object's later events forever.
+   * event itself) becomes dead instead of being claimed again and again: like any dead event, it
+   * then holds its object's later events until the operator replays or discards it.
    */
   private async sweepAbandoned(): Promise<void> {
     if (Date.now() - this.lastSweepAt < ABANDONED_SWEEP_MS) return;
     this.lastSweepAt = Date.now();
-    const rows: { id: string; member_id: string }[] = await this.dataSource.query(
-      `WITH abandoned AS (
+    const rows: { id: string; member_id: string; ordering_key: string | null }[] =
+      await this.dataSource.query(
+        `WITH abandoned AS (
          UPDATE stored_events
          SET status = 'dead', next_attempt_at = NULL, claim_expires_at = NULL, run_token = NULL,
              last_error = 'the run of the last allowed attempt never finished (process stopped)'
          WHERE status IN ('pending','failed') AND attempts >= $1
            AND (claim_expires_at IS NULL OR claim_expires_at <= now())
-         RETURNING id, member_id, attempts, last_error),
+         RETURNING id, member_id, ordering_key, attempts, last_error),
        recorded AS (
          INSERT INTO event_attempts (event_id, attempt, trigger, outcome, error, started_at, finished_at)
          SELECT id, attempts, 'automatic', 'dead', last_error, now(), now() FROM abandoned)
-       SELECT id, member_id FROM abandoned`,
-      [this.config.inbox.maxAttempts],
-    );
+       SELECT id, member_id, ordering_key FROM abandoned`,
+        [this.config.inbox.maxAttempts],
+      );
     for (const row of rows) {
       this.log.error(
-        { memberId: row.member_id, eventId: row.id },
-        'event is dead: its last allowed attempt was abandoned',
+        { memberId: row.member_id, eventId: row.id, orderingKey: row.ordering_key },
+        row.ordering_key === null
+          ? 'event is dead: its last allowed attempt was abandoned'
+          : "event is dead: its last allowed attempt was abandoned; its object's later events wait until it is replayed or discarded",
       );
     }
   }

@@ -6,6 +6,7 @@ export enum InboxErrorCode {
   EventInProgress = 'event_in_progress',
   InboxStopping = 'inbox_stopping',
   EventWaitingInLine = 'event_waiting_in_line',
+  EventNotDiscardable = 'event_not_discardable',
 }
 
 export class StoredEventNotFoundError extends DomainError {
@@ -45,8 +46,8 @@ export class InboxStoppingError extends DomainError {
 }
 
 /**
- * Another event of the same portal and object must run first (an earlier one is unfinished) or is
- * running right now: a replay would run this one out of order or alongside it.
+ * Another event of the same portal and object must run first (an earlier one is unfinished or
+ * dead) or is running right now: a replay would run this one out of order or alongside it.
  */
 export class EventWaitingInLineError extends DomainError {
   readonly kind = 'conflict';
@@ -54,7 +55,36 @@ export class EventWaitingInLineError extends DomainError {
   constructor(eventId: string) {
     super(
       InboxErrorCode.EventWaitingInLine,
-      `Event ${eventId} waits for another event of the same object; replay it once that one has finished`,
+      `Event ${eventId} waits for another event of the same object; replay it once that one has finished (an earlier dead one: replay or discard it first)`,
     );
+  }
+}
+
+/** Only events that will not run again by themselves (dead, unhandled) can be discarded. */
+export class EventNotDiscardableError extends DomainError {
+  readonly kind = 'conflict';
+
+  constructor(eventId: string, status: string) {
+    super(
+      InboxErrorCode.EventNotDiscardable,
+      `Event ${eventId} is ${status}: only dead or unhandled events can be discarded`,
+    );
+  }
+}
+
+/**
+ * An @OnBitrix24Event method on a provider the inbox cannot call: handlers run outside any
+ * request, on the one instance made at start, so their provider must be a default-scope singleton
+ * that depends on singletons only. Thrown at start, so such an app does not boot.
+ */
+export class UncallableHandlerProviderError extends Error {
+  constructor(className: string, methodName: string, scope: string) {
+    super(
+      `${className}.${methodName} is an @OnBitrix24Event handler, but its provider ${className} is ` +
+        `${scope}: the inbox calls handlers outside any request, on one instance made at start, ` +
+        `so it would never run. Make ${className} a default-scope (singleton) provider that ` +
+        `depends on singletons only, or move the handler to one.`,
+    );
+    this.name = 'UncallableHandlerProviderError';
   }
 }

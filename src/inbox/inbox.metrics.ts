@@ -7,7 +7,7 @@ import { MetricsRegistry } from '../metrics/metrics.registry';
 const BACKLOG_CACHE_MS = 5000;
 
 interface Backlog {
-  byStatus: Record<'pending' | 'failed' | 'dead', number>;
+  byStatus: Record<'pending' | 'failed' | 'dead' | 'unhandled', number>;
   oldestPendingAgeSeconds: number;
 }
 
@@ -24,7 +24,7 @@ export class InboxMetrics {
   ) {
     this.handlerRuns = metrics.counter(
       'inbox_handler_runs_total',
-      'Handler runs of stored events, by outcome (processed, failed, dead) and trigger',
+      'Handler runs of stored events, by outcome (processed, failed, dead, unhandled) and trigger',
       ['outcome', 'trigger'],
     );
     this.handlerDuration = metrics.histogram(
@@ -36,7 +36,7 @@ export class InboxMetrics {
     const read = (): Promise<Backlog> => this.readBacklog();
     metrics.gauge(
       'inbox_events',
-      'Stored events not yet handled successfully, by status (pending, failed, dead)',
+      'Stored events not yet handled successfully, by status (pending, failed, dead, unhandled)',
       ['status'],
       async function () {
         const { byStatus } = await read();
@@ -64,16 +64,16 @@ export class InboxMetrics {
   }
 
   private async queryBacklog(): Promise<Backlog> {
-    const counts: { status: 'pending' | 'failed' | 'dead'; count: string }[] =
+    const counts: { status: 'pending' | 'failed' | 'dead' | 'unhandled'; count: string }[] =
       await this.dataSource.query(
         `SELECT status, count(*) AS count FROM stored_events
-         WHERE status IN ('pending','failed','dead') GROUP BY status`,
+         WHERE status IN ('pending','failed','dead','unhandled') GROUP BY status`,
       );
     const [oldest]: { age: number | null }[] = await this.dataSource.query(
       `SELECT EXTRACT(EPOCH FROM now() - min(received_at))::float8 AS age FROM stored_events
        WHERE status IN ('pending','failed')`,
     );
-    const byStatus = { pending: 0, failed: 0, dead: 0 };
+    const byStatus = { pending: 0, failed: 0, dead: 0, unhandled: 0 };
     for (const row of counts) byStatus[row.status] = Number(row.count);
     return { byStatus, oldestPendingAgeSeconds: oldest?.age ?? 0 };
   }

@@ -7,6 +7,7 @@ import { EventProcessor } from './event-processor.service';
 import { InboxWorker } from './inbox-worker.service';
 import {
   EventInProgressError,
+  EventNotDiscardableError,
   EventWaitingInLineError,
   InvalidEventIdError,
   StoredEventNotFoundError,
@@ -19,7 +20,7 @@ import {
   storableJson,
   storableOfflineRow,
 } from './storable-event';
-import { StoredEventEntity } from './stored-event.entity';
+import { EventStatus, StoredEventEntity } from './stored-event.entity';
 
 export interface OnlineEventInput {
   memberId: string;
@@ -35,13 +36,16 @@ const PURGE_SLICE = 5000;
 const EVENT_ID = /^[1-9]\d{0,18}$/;
 /**
  * For the event row `stored_events` of the enclosing statement: an event of the same portal and
- * object that must run before it (earlier and unfinished) or is running right now.
+ * object that must run before it (earlier and unfinished, or dead: a dead event holds its line
+ * until it is replayed or discarded) or is running right now.
  */
 const OTHER_RUN_OF_THE_LINE = `SELECT 1 FROM stored_events p
   WHERE p.member_id = stored_events.member_id AND p.ordering_key = stored_events.ordering_key
     AND p.id <> stored_events.id
-    AND ((p.id < stored_events.id AND p.status IN ('pending','failed'))
+    AND ((p.id < stored_events.id AND p.status IN ('pending','failed','dead'))
          OR p.claim_expires_at > now())`;
+/** What the operator may discard: events that will not run again by themselves. */
+const DISCARDABLE_STATUSES: readonly EventStatus[] = ['dead', 'unhandled'];
 
 interface InsertedOfflineRow {
   queue_id: string;
@@ -240,7 +244,8 @@ export class InboxService {
 
   /**
    * Runs the event's handlers again, now, whatever its status; recorded as an attempt with
-   * trigger 'replay'. A failed replay follows the normal retry policy (dead once out of attempts).
+   * trigger 'replay'. A failed replay follows the normal retry policy (dead once out of attempts,
+   * so a dead event replayed in vain stays dead and keeps holding its object's line).
    */
   async replay(eventId: string): Promise<StoredEventEntity> {
     if (!EVENT_ID.test(eventId)) throw new InvalidEventIdError();
@@ -269,7 +274,59 @@ export class InboxService {
       { memberId: event.memberId, eventId, eventName: event.eventName, outcome },
       'event replayed',
     );
+    // A dead head of its line that now succeeded lets the object's later events go.
+    this.worker.wake();
     return repository.findOneByOrFail({ id: eventId });
+  }
+
+  /**
+   * The operator gives up on a dead or unhandled event: it becomes `discarded` (kept, with a
+   * `discard` entry in its history) and no longer holds its object's later events.
+   */
+  async discard(eventId: string): Promise<StoredEventEntity> {
+    if (!EVENT_ID.test(eventId)) throw new InvalidEventIdError();
+    const discarded = await this.dataSource.transaction(async (manager) => {
+      const [row]: {
+        status: EventStatus;
+        running: boolean | null;
+        attempts: number;
+        member_id: string;
+        ordering_key: string | null;
+      }[] = await manager.query(
+        `SELECT status, claim_expires_at > now() AS running, attempts, member_id, ordering_key
+         FROM stored_events WHERE id = $1 FOR UPDATE`,
+        [eventId],
+      );
+      if (!row) throw new StoredEventNotFoundError(eventId);
+      if (!DISCARDABLE_STATUSES.includes(row.status)) {
+        throw new EventNotDiscardableError(eventId, row.status);
+      }
+      // A replay of it is running: its outcome decides first.
+      if (row.running) throw new EventInProgressError(eventId);
+      await manager.query(
+        `UPDATE stored_events
+         SET status = 'discarded', next_attempt_at = NULL, claim_expires_at = NULL, run_token = NULL
+         WHERE id = $1`,
+        [eventId],
+      );
+      await manager.query(
+        `INSERT INTO event_attempts (event_id, attempt, trigger, outcome, started_at, finished_at)
+         VALUES ($1, $2, 'discard', 'discarded', now(), now())`,
+        [eventId, row.attempts],
+      );
+      return row;
+    });
+    this.log.info(
+      {
+        memberId: discarded.member_id,
+        eventId,
+        previousStatus: discarded.status,
+        orderingKey: discarded.ordering_key,
+      },
+      'event discarded',
+    );
+    this.worker.wake();
+    return this.dataSource.getRepository(StoredEventEntity).findOneByOrFail({ id: eventId });
   }
 
   /** Deletes every stored event of a portal (and, by cascade, their attempts). */

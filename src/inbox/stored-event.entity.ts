@@ -2,7 +2,20 @@ import { Check, Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 export const EVENT_SOURCES = ['offline', 'online'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
-export const EVENT_STATUSES = ['pending', 'processed', 'failed', 'dead'] as const;
+/**
+ * `dead`: handlers failed on every allowed attempt; it holds its object's later events until the
+ * operator replays or discards it. `unhandled`: no handler was registered when it ran (terminal,
+ * replayable, does not hold its object). `discarded`: a dead or unhandled event the operator gave
+ * up on, kept for the record.
+ */
+export const EVENT_STATUSES = [
+  'pending',
+  'processed',
+  'failed',
+  'dead',
+  'unhandled',
+  'discarded',
+] as const;
 export type EventStatus = (typeof EVENT_STATUSES)[number];
 
 /**
@@ -11,7 +24,10 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
  */
 @Entity({ name: 'stored_events' })
 @Check('ck_stored_events_source', `"source" IN ('offline','online')`)
-@Check('ck_stored_events_status', `"status" IN ('pending','processed','failed','dead')`)
+@Check(
+  'ck_stored_events_status',
+  `"status" IN ('pending','processed','failed','dead','unhandled','discarded')`,
+)
 @Index('uq_stored_events_member_queue_id', ['memberId', 'queueId'], {
   unique: true,
   where: '"queue_id" IS NOT NULL',
@@ -26,7 +42,7 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
 @Index('ix_stored_events_status', ['status', 'id'])
 @Index('ix_stored_events_received_at', ['receivedAt'])
 @Index('ix_stored_events_ordering', ['memberId', 'orderingKey', 'id'], {
-  where: `"status" IN ('pending','failed') AND "ordering_key" IS NOT NULL`,
+  where: `"status" IN ('pending','failed','dead') AND "ordering_key" IS NOT NULL`,
 })
 export class StoredEventEntity {
   @PrimaryGeneratedColumn({

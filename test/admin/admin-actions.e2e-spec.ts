@@ -1,3 +1,4 @@
+import { DataSource } from 'typeorm';
 import { startEmulator, type CreatedPortal, type RunningEmulator } from '../../src/emulator';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import {
@@ -7,6 +8,7 @@ import {
   TEST_CLIENT_SECRET,
   TestApp,
 } from '../support/test-app';
+import { arrangeEvents, newMemberId } from './admin-fixtures';
 import { bearer } from './admin-routes';
 
 interface AdminAnswer<T = Record<string, unknown>> {
@@ -182,6 +184,73 @@ describe('admin actions against the emulator', () => {
     expect(handlerRuns.map((entry) => entry.trigger)).toEqual(['automatic', 'replay']);
   });
 
+  it("discards a dead event: kept as discarded with the discard in its history, and its object's later events go on", async () => {
+    // ONCRMLEADUPDATE has no handler here: once the line moves, the later event ends unhandled.
+    const dataSource = testApp.app.get(DataSource);
+    const memberId = newMemberId();
+    const line = { eventName: 'ONCRMLEADUPDATE', orderingKey: `CRMLEAD:${memberId}` };
+    const [dead] = await arrangeEvents(dataSource, memberId, 1, {
+      ...line,
+      status: 'dead',
+      attempts: 3,
+      nextAttemptAt: null,
+      lastError: 'handler threw: boom',
+    });
+    const [later] = await arrangeEvents(dataSource, memberId, 1, {
+      ...line,
+      nextAttemptAt: new Date(),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await admin<EventItem>('GET', `/admin/events/${later.id}`)).body).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+    });
+    const refusedReplay = await admin<{ error: { code: string } }>(
+      'POST',
+      `/admin/events/${later.id}/replay`,
+    );
+    expect(refusedReplay.status).toBe(409);
+    expect(refusedReplay.body.error.code).toBe('event_waiting_in_line');
+    const refusedDiscard = await admin<{ error: { code: string } }>(
+      'POST',
+      `/admin/events/${later.id}/discard`,
+    );
+    expect(refusedDiscard.status).toBe(409);
+    expect(refusedDiscard.body.error.code).toBe('event_not_discardable');
+
+    const discarded = await admin<EventItem & { lastError: string }>(
+      'POST',
+      `/admin/events/${dead.id}/discard`,
+    );
+    expect(discarded.status).toBe(200);
+    expect(discarded.body).toMatchObject({
+      status: 'discarded',
+      attempts: 3,
+      lastError: 'handler threw: boom',
+    });
+    expect(discarded.body.history.at(-1)).toMatchObject({
+      attempt: 3,
+      trigger: 'discard',
+      outcome: 'discarded',
+      handlers: [],
+    });
+    await eventually(
+      async () => (await admin<EventItem>('GET', `/admin/events/${later.id}`)).body,
+      (event) => event.status === 'unhandled',
+    );
+    const listed = await admin<{ items: { id: string }[] }>(
+      'GET',
+      `/admin/events?memberId=${memberId}&status=discarded`,
+    );
+    expect(listed.body.items.map((item) => item.id)).toEqual([dead.id]);
+    const again = await admin<{ error: { code: string } }>(
+      'POST',
+      `/admin/events/${dead.id}/discard`,
+    );
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('event_not_discardable');
+  });
+
   it('answers 404 for actions on unknown portals and events, and 400 for malformed ids', async () => {
     for (const [method, path] of [
       ['POST', '/admin/portals/0123456789abcdef0123456789abcdef/drain'],
@@ -189,6 +258,7 @@ describe('admin actions against the emulator', () => {
       ['POST', '/admin/portals/0123456789abcdef0123456789abcdef/refresh-token'],
       ['DELETE', '/admin/portals/0123456789abcdef0123456789abcdef'],
       ['POST', '/admin/events/9000000000000000000/replay'],
+      ['POST', '/admin/events/9000000000000000000/discard'],
     ]) {
       expect((await admin(method, path)).status).toBe(404);
     }
@@ -196,6 +266,8 @@ describe('admin actions against the emulator', () => {
       ['POST', `/admin/portals/${encodeURIComponent("x' OR 1=1")}/drain`],
       ['DELETE', `/admin/portals/${encodeURIComponent('*')}`],
       ['POST', `/admin/events/${encodeURIComponent('1;DELETE')}/replay`],
+      ['POST', `/admin/events/${encodeURIComponent('1;DELETE')}/discard`],
+      ['POST', '/admin/events/0/discard'],
     ]) {
       expect((await admin(method, path)).status).toBe(400);
     }

@@ -460,7 +460,14 @@ describe('admin API read side', () => {
         });
         await arrangeEvents(source, busy.memberId, 4);
         await arrangeEvents(source, quiet.memberId, 1);
-        await arrangeEvents(source, quiet.memberId, 2, { status: 'dead' });
+        // Two dead events of one object hold one line; a dead one without a key holds none.
+        await arrangeEvents(source, quiet.memberId, 2, {
+          status: 'dead',
+          orderingKey: 'CRMDEAL:held',
+        });
+        await arrangeEvents(source, quiet.memberId, 1, { status: 'dead' });
+        await arrangeEvents(source, quiet.memberId, 1, { status: 'unhandled' });
+        await arrangeEvents(source, quiet.memberId, 1, { status: 'discarded' });
         await arrangeEvents(source, quiet.memberId, 3, { status: 'processed' });
         await arrangeEvents(source, quiet.memberId, 1, {
           source: 'online',
@@ -479,9 +486,10 @@ describe('admin API read side', () => {
           drainThroughput: { minutes: number; events: number; perMinute: { events: number }[] };
         };
         expect(stats.events).toMatchObject({
-          total: 12,
-          byStatus: { pending: 6, processed: 4, failed: 0, dead: 2 },
-          dead: 2,
+          total: 15,
+          byStatus: { pending: 6, processed: 4, failed: 0, dead: 3, unhandled: 1, discarded: 1 },
+          dead: 3,
+          blockedObjects: 1,
           oldestPending: { id: oldest[0].id, memberId: busy.memberId },
         });
         expect(
@@ -497,8 +505,8 @@ describe('admin API read side', () => {
         expect(stats.drainThroughput.minutes).toBe(5);
         expect(stats.drainThroughput.perMinute).toHaveLength(5);
         // Every offline event was stored within the window; the online one does not count.
-        expect(stats.drainThroughput.events).toBe(11);
-        expect(stats.drainThroughput.perMinute.reduce((sum, m) => sum + m.events, 0)).toBe(11);
+        expect(stats.drainThroughput.events).toBe(14);
+        expect(stats.drainThroughput.perMinute.reduce((sum, m) => sum + m.events, 0)).toBe(14);
       } finally {
         await app.close();
         await isolated.drop();

@@ -9,6 +9,7 @@ export const ADMIN_ROUTES: ReadonlyArray<{ method: string; path: string }> = [
   { method: 'GET', path: '/admin/events' },
   { method: 'GET', path: '/admin/events/{id}' },
   { method: 'POST', path: '/admin/events/{id}/replay' },
+  { method: 'POST', path: '/admin/events/{id}/discard' },
   { method: 'GET', path: '/admin/stats' },
 ];
 

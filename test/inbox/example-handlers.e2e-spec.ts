@@ -3,7 +3,11 @@ import { InboxService } from '../../src/inbox/inbox.service';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { startTestApp, TestApp } from '../support/test-app';
 
-async function handlersRunFor(app: TestApp, dedupKey: string): Promise<string[]> {
+/** How the event ended (processed, or unhandled with no handler) and the handlers that ran. */
+async function runOf(
+  app: TestApp,
+  dedupKey: string,
+): Promise<{ status: string; handlers: string[] }> {
   const inbox = app.app.get(InboxService);
   const dataSource = app.app.get(DataSource);
   await inbox.storeOnlineEvent({
@@ -20,8 +24,11 @@ async function handlersRunFor(app: TestApp, dedupKey: string): Promise<string[]>
        LEFT JOIN event_attempts a ON a.event_id = e.id WHERE e.dedup_key = $1`,
       [dedupKey],
     );
-    if (rows[0]?.status === 'processed') return rows[0].handlers ?? [];
-    if (Date.now() > deadline) throw new Error(`event not processed: ${JSON.stringify(rows)}`);
+    const status = rows[0]?.status;
+    if (status === 'processed' || status === 'unhandled') {
+      return { status, handlers: rows[0].handlers ?? [] };
+    }
+    if (Date.now() > deadline) throw new Error(`event not handled: ${JSON.stringify(rows)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -37,10 +44,10 @@ describe('the example handler module', () => {
     await database?.drop();
   });
 
-  it('is off by default: a deal change is processed with no handler', async () => {
+  it('is off by default: a deal change finds no handler and is left unhandled', async () => {
     const app = await startTestApp({ databaseUrl: database.url });
     try {
-      expect(await handlersRunFor(app, 'example-off')).toEqual([]);
+      expect(await runOf(app, 'example-off')).toEqual({ status: 'unhandled', handlers: [] });
     } finally {
       await app.close();
     }
@@ -52,7 +59,9 @@ describe('the example handler module', () => {
       env: { EXAMPLE_HANDLERS: 'true' },
     });
     try {
-      expect((await handlersRunFor(app, 'example-on')).sort()).toEqual([
+      const run = await runOf(app, 'example-on');
+      expect(run.status).toBe('processed');
+      expect(run.handlers.sort()).toEqual([
         'DealChangeLogHandler.onDealChange',
         'DealCopyHandler.copyDeal',
       ]);

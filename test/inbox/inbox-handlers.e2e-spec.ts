@@ -1,9 +1,9 @@
-import { INestApplication, Injectable, Module } from '@nestjs/common';
+import { INestApplication, Injectable, Module, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module';
-import { loadConfig } from '../../src/config/app-config';
+import { AppConfig, loadConfig } from '../../src/config/app-config';
 import type { InboxEvent } from '../../src/inbox/inbox-event';
 import { InboxService } from '../../src/inbox/inbox.service';
 import { OnBitrix24Event } from '../../src/inbox/on-bitrix24-event.decorator';
@@ -49,6 +49,20 @@ class ScriptedDealHandler {
 @Module({ providers: [ScriptedDealHandler] })
 class ScriptedHandlersModule {}
 
+/** A handler the first release did not have. */
+@Injectable()
+class DealDeleteHandler {
+  readonly eventIds: string[] = [];
+
+  @OnBitrix24Event('ONCRMDEALDELETE')
+  onDelete(event: InboxEvent): void {
+    this.eventIds.push(event.id);
+  }
+}
+
+@Module({ providers: [DealDeleteHandler] })
+class DealDeleteHandlersModule {}
+
 async function eventually<T>(
   read: () => Promise<T>,
   done: (value: T) => boolean,
@@ -73,9 +87,29 @@ describe('the inbox: handlers, retries, dead letters, replay', () => {
   let sequence = 0;
   const memberId = 'inbox-portal-1';
 
+  let config: AppConfig;
+  const logger = new AppLogger(createPinoLogger('silent'));
+
+  /** The real AppModule plus vendor handler modules, on the real HTTP adapter (not listening). */
+  async function bootReplica(...handlerModules: Type[]): Promise<INestApplication> {
+    @Module({
+      imports: [
+        AppModule.forRoot({ config, databaseUrl: database.url, logger }),
+        ...handlerModules,
+      ],
+    })
+    class InboxTestModule {}
+    const replica = await NestFactory.create(InboxTestModule, new FastifyAdapter(), {
+      logger,
+      abortOnError: false,
+    });
+    await replica.init();
+    return replica;
+  }
+
   beforeAll(async () => {
     database = await createTestDatabase();
-    const config = loadConfig({
+    config = loadConfig({
       NODE_ENV: 'test',
       DATABASE_URL: database.url,
       BITRIX24_CLIENT_ID: TEST_CLIENT_ID,
@@ -86,20 +120,7 @@ describe('the inbox: handlers, retries, dead letters, replay', () => {
       INBOX_RETRY_BASE_SECONDS: '1',
       INBOX_CONCURRENCY: '4',
     });
-    const logger = new AppLogger(createPinoLogger('silent'));
-    @Module({
-      imports: [
-        AppModule.forRoot({ config, databaseUrl: database.url, logger }),
-        ScriptedHandlersModule,
-      ],
-    })
-    class InboxTestModule {}
-    // The real AppModule plus one vendor handler module, on the real HTTP adapter (not listening).
-    app = await NestFactory.create(InboxTestModule, new FastifyAdapter(), {
-      logger,
-      abortOnError: false,
-    });
-    await app.init();
+    app = await bootReplica(ScriptedHandlersModule);
     inbox = app.get(InboxService);
     dataSource = app.get(DataSource);
     handler = app.get(ScriptedDealHandler);
@@ -137,6 +158,14 @@ describe('the inbox: handlers, retries, dead letters, replay', () => {
         [id],
       );
     return row;
+  }
+
+  async function orderingKeyOf(id: string): Promise<string | null> {
+    const [row]: { ordering_key: string | null }[] = await dataSource.query(
+      `SELECT ordering_key FROM stored_events WHERE id = $1`,
+      [id],
+    );
+    return row.ordering_key;
   }
 
   async function attempts(id: string): Promise<
@@ -257,26 +286,132 @@ describe('the inbox: handlers, retries, dead letters, replay', () => {
     expect(unrelatedRun).toBeLessThan(firstSuccess);
   }, 30_000);
 
-  it('marks an event no handler is registered for as processed, recording that no handler ran', async () => {
-    const { stored } = await inbox.storeOnlineEvent({
-      memberId,
-      eventName: 'ONTASKADD',
-      data: { FIELDS: { ID: '5' } },
-      bitrixTimestamp: null,
-      dedupKey: 'task-5',
+  it("holds a dead event's later changes of its object until a replay of it succeeds; a failed replay leaves it dead", async () => {
+    // Dead after its 3 attempts, and the first replay fails too.
+    handler.failures.set('held', 4);
+    const first = await storeDealEvent('held', 'ONCRMDEALADD');
+    const second = await storeDealEvent('held');
+    const third = await storeDealEvent('held');
+    const unrelated = await storeDealEvent('held-elsewhere');
+    await eventually(
+      () => Promise.all([event(first), event(unrelated)]),
+      ([head, other]) => head.status === 'dead' && other.status === 'processed',
+    );
+    // Held: not attempted, no attempt spent.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    for (const id of [second, third]) {
+      expect(await event(id)).toMatchObject({ status: 'pending', attempts: 0 });
+      expect(handler.runs.some((run) => run.eventId === id)).toBe(false);
+    }
+    await expect(inbox.replay(second)).rejects.toMatchObject({ code: 'event_waiting_in_line' });
+    expect(await event(second)).toMatchObject({ status: 'pending', attempts: 0 });
+
+    expect((await inbox.replay(first)).status).toBe('dead');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await event(second)).toMatchObject({ status: 'pending', attempts: 0 });
+
+    expect((await inbox.replay(first)).status).toBe('processed');
+    await eventually(
+      () => Promise.all([event(second), event(third)]),
+      (rows) => rows.every((row) => row.status === 'processed' && row.attempts === 1),
+    );
+    expect(
+      handler.runs.filter((run) => run.dealId === 'held').map((run) => [run.eventId, run.ok]),
+    ).toEqual([
+      [first, false],
+      [first, false],
+      [first, false],
+      [first, false],
+      [first, true],
+      [second, true],
+      [third, true],
+    ]);
+  }, 30_000);
+
+  it("lets a dead event's object go on once the operator discards it, keeping it with the discard in its history", async () => {
+    handler.failures.set('given-up', 3);
+    const first = await storeDealEvent('given-up', 'ONCRMDEALADD');
+    const second = await storeDealEvent('given-up');
+    await eventually(
+      () => event(first),
+      (row) => row.status === 'dead',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await event(second)).toMatchObject({ status: 'pending', attempts: 0 });
+    await expect(inbox.discard(second)).rejects.toMatchObject({ code: 'event_not_discardable' });
+
+    const discarded = await inbox.discard(first);
+    expect(discarded).toMatchObject({ status: 'discarded', attempts: 3, nextAttemptAt: null });
+    expect(discarded.lastError).toContain('downstream system unavailable');
+    expect((await attempts(first)).at(-1)).toMatchObject({
+      attempt: 3,
+      trigger: 'discard',
+      outcome: 'discarded',
+      handlers: [],
+      error: null,
     });
-    expect(stored).toBe(true);
-    const [row]: { id: string }[] = await dataSource.query(
-      `SELECT id FROM stored_events WHERE dedup_key = 'task-5'`,
+    await eventually(
+      () => event(second),
+      (row) => row.status === 'processed',
+    );
+    expect(handler.runs.filter((run) => run.eventId === first)).toHaveLength(3);
+    await expect(inbox.discard(first)).rejects.toMatchObject({ code: 'event_not_discardable' });
+    await expect(inbox.discard(second)).rejects.toMatchObject({ code: 'event_not_discardable' });
+    await expect(inbox.discard('999999999')).rejects.toMatchObject({ code: 'event_not_found' });
+    await expect(inbox.discard('abc')).rejects.toMatchObject({ code: 'invalid_event_id' });
+  }, 30_000);
+
+  it('never holds an event without an ordering key behind a dead one', async () => {
+    const [dead, keyless]: { id: string }[] = await dataSource.query(
+      `INSERT INTO stored_events (member_id, source, dedup_key, event_name, data, status, attempts,
+         next_attempt_at)
+       VALUES ($1, 'online', 'keyless-dead', 'ONCRMDEALUPDATE', '{"FIELDS":{"ID":"keyless"}}',
+               'dead', 3, NULL),
+              ($1, 'online', 'keyless-next', 'ONCRMDEALUPDATE', '{"FIELDS":{"ID":"keyless"}}',
+               'pending', 0, now())
+       RETURNING id`,
+      [memberId],
     );
     await eventually(
-      () => event(String(row.id)),
-      (value) => value.status === 'processed',
+      () => event(String(keyless.id)),
+      (row) => row.status === 'processed',
     );
-    expect(await attempts(String(row.id))).toEqual([
-      expect.objectContaining({ outcome: 'processed', handlers: [], error: null }),
-    ]);
+    expect((await event(String(dead.id))).status).toBe('dead');
   });
+
+  it('marks an event no handler is registered for as unhandled: never retried, holding up nothing, run by a replay on a replica that has the handler', async () => {
+    // This app handles no ONCRMDEALDELETE; the same deal's later update runs past it.
+    const deleted = await storeDealEvent('unhandled-deal', 'ONCRMDEALDELETE');
+    const later = await storeDealEvent('unhandled-deal');
+    expect(await orderingKeyOf(deleted)).toBe(await orderingKeyOf(later));
+    await eventually(
+      () => Promise.all([event(deleted), event(later)]),
+      ([first, second]) => first.status === 'unhandled' && second.status === 'processed',
+    );
+    expect(await attempts(deleted)).toEqual([
+      expect.objectContaining({ outcome: 'unhandled', handlers: [], error: null }),
+    ]);
+    // Terminal: no automatic retry.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await event(deleted)).toMatchObject({ status: 'unhandled', attempts: 1 });
+    // Replayed where there still is no handler, it stays unhandled.
+    expect((await inbox.replay(deleted)).status).toBe('unhandled');
+
+    // A replica of the next release, with the handler, on the same database.
+    const newer = await bootReplica(DealDeleteHandlersModule);
+    try {
+      const replayed = await newer.get(InboxService).replay(deleted);
+      expect(replayed.status).toBe('processed');
+      expect(newer.get(DealDeleteHandler).eventIds).toEqual([deleted]);
+      expect((await attempts(deleted)).at(-1)).toMatchObject({
+        trigger: 'replay',
+        outcome: 'processed',
+        handlers: ['DealDeleteHandler.onDelete'],
+      });
+    } finally {
+      await newer.close();
+    }
+  }, 30_000);
 
   it('refuses to replay unknown or malformed ids', async () => {
     await expect(inbox.replay('999999999')).rejects.toMatchObject({ code: 'event_not_found' });

@@ -93,18 +93,18 @@ describe('drains of rows the database cannot store as sent', () => {
     expect(withNul.data).toEqual({
       FIELDS: { ID: '9001', TITLE: 'before\uFFFDafter', 'KEY\uFFFD': 'value' },
     });
-    expect(['pending', 'processed']).toContain(withNul.status);
+    expect(['pending', 'unhandled']).toContain(withNul.status);
     expect(withNul.ordering_key).toBe('CRMDEAL:9001');
     const withSurrogate = byDeal.get('9002')!;
     expect(withSurrogate.data).toEqual({ FIELDS: { ID: '9002', TITLE: 'half \uFFFD pair' } });
-    expect(['pending', 'processed']).toContain(withSurrogate.status);
+    expect(['pending', 'unhandled']).toContain(withSurrogate.status);
 
     const longId = byDeal.get('9003')!;
     expect(longId.status).toBe('dead');
     expect(longId.message_id).toBe('f'.repeat(64));
     expect(longId.last_error).toContain(longMessageId);
     expect(longId.data).toEqual({ FIELDS: { ID: '9003' } });
-    expect(['pending', 'processed']).toContain(byDeal.get('9004')!.status);
+    expect(['pending', 'unhandled']).toContain(byDeal.get('9004')!.status);
 
     expect(
       logLines(app.logs, portal.memberId, 'offline rows held characters Postgres cannot store'),

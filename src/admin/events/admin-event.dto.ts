@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsIn, IsISO8601, IsOptional, Matches, ValidateBy } from 'class-validator';
+import { ATTEMPT_OUTCOMES, ATTEMPT_TRIGGERS } from '../../inbox/event-attempt.entity';
 import {
   EVENT_SOURCES,
   EVENT_STATUSES,
@@ -123,7 +124,14 @@ export class EventDto {
   @ApiProperty({ type: String, format: 'date-time' })
   receivedAt: string;
 
-  @ApiProperty({ enum: EVENT_STATUSES })
+  @ApiProperty({
+    enum: EVENT_STATUSES,
+    description:
+      "`dead`: handlers failed on every attempt; it holds its object's later events until it is " +
+      'replayed or discarded. `unhandled`: no handler was registered where it ran; a replay where ' +
+      "one is runs it; it holds nothing up. `discarded`: the operator's discard of a dead or " +
+      'unhandled event, kept for the record.',
+  })
   status: EventStatus;
 
   @ApiProperty({ description: 'Handler runs so far' })
@@ -151,11 +159,17 @@ export class EventAttemptDto {
   @ApiProperty()
   attempt: number;
 
-  @ApiProperty({ enum: ['automatic', 'replay'] })
-  trigger: 'automatic' | 'replay';
+  @ApiProperty({
+    enum: ATTEMPT_TRIGGERS,
+    description: "`discard`: the operator's discard, not a handler run (outcome `discarded`)",
+  })
+  trigger: (typeof ATTEMPT_TRIGGERS)[number];
 
-  @ApiProperty({ enum: ['processed', 'failed', 'dead'] })
-  outcome: 'processed' | 'failed' | 'dead';
+  @ApiProperty({
+    enum: ATTEMPT_OUTCOMES,
+    description: '`unhandled`: no handler was registered for the event where it ran',
+  })
+  outcome: (typeof ATTEMPT_OUTCOMES)[number];
 
   @ApiProperty({
     type: [String],

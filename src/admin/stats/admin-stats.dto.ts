@@ -45,6 +45,12 @@ export class EventStatusCountsDto {
 
   @ApiProperty()
   dead: number;
+
+  @ApiProperty({ description: 'No handler was registered where they ran; replay them once one is' })
+  unhandled: number;
+
+  @ApiProperty({ description: 'Dead or unhandled events the operator discarded' })
+  discarded: number;
 }
 
 export class OldestPendingEventDto {
@@ -73,6 +79,13 @@ export class EventStatsDto {
 
   @ApiProperty({ description: 'Events whose handlers gave up (dead letters)' })
   dead: number;
+
+  @ApiProperty({
+    description:
+      "Objects (portal and ordering key) whose line a dead event holds: the object's later " +
+      'events wait until it is replayed successfully or discarded',
+  })
+  blockedObjects: number;
 
   @ApiProperty({
     type: OldestPendingEventDto,

@@ -37,29 +37,43 @@ export class AdminStatsQueries {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   async stats(query: StatsQueryDto): Promise<StatsDto> {
-    const [eventCounts, portalCounts, oldestPending, topPortals, throughput, drains, clock] =
-      await Promise.all([
-        this.dataSource.query<{ key: string; count: number }[]>(
-          `SELECT "status" AS "key", count(*)::int AS "count" FROM "stored_events" GROUP BY "status"`,
-        ),
-        this.dataSource.query<{ key: string; count: number }[]>(
-          `SELECT "status" AS "key", count(*)::int AS "count" FROM "portals" GROUP BY "status"`,
-        ),
-        this.oldestPending(),
-        this.topPortals(query.top),
-        this.dataSource.query<{ minute: Date; events: number }[]>(
-          `SELECT date_trunc('minute', "received_at") AS "minute", count(*)::int AS "events"
+    const [
+      eventCounts,
+      blockedObjects,
+      portalCounts,
+      oldestPending,
+      topPortals,
+      throughput,
+      drains,
+      clock,
+    ] = await Promise.all([
+      this.dataSource.query<{ key: string; count: number }[]>(
+        `SELECT "status" AS "key", count(*)::int AS "count" FROM "stored_events" GROUP BY "status"`,
+      ),
+      // Dead rows with an ordering key are in the partial index ix_stored_events_ordering.
+      this.dataSource.query<{ count: number }[]>(
+        `SELECT count(*)::int AS "count" FROM (
+             SELECT DISTINCT "member_id", "ordering_key" FROM "stored_events"
+              WHERE "status" = 'dead' AND "ordering_key" IS NOT NULL) AS "held"`,
+      ),
+      this.dataSource.query<{ key: string; count: number }[]>(
+        `SELECT "status" AS "key", count(*)::int AS "count" FROM "portals" GROUP BY "status"`,
+      ),
+      this.oldestPending(),
+      this.topPortals(query.top),
+      this.dataSource.query<{ minute: Date; events: number }[]>(
+        `SELECT date_trunc('minute', "received_at") AS "minute", count(*)::int AS "events"
              FROM "stored_events"
             WHERE "source" = 'offline'
               AND "received_at" >= date_trunc('minute', now()) - make_interval(mins => $1)
             GROUP BY 1`,
-          [query.minutes - 1],
-        ),
-        this.drains(),
-        this.dataSource.query<{ now: Date; currentMinute: Date }[]>(
-          `SELECT now() AS "now", date_trunc('minute', now()) AS "currentMinute"`,
-        ),
-      ]);
+        [query.minutes - 1],
+      ),
+      this.drains(),
+      this.dataSource.query<{ now: Date; currentMinute: Date }[]>(
+        `SELECT now() AS "now", date_trunc('minute', now()) AS "currentMinute"`,
+      ),
+    ]);
     const { now, currentMinute } = clock[0];
     const byStatus = countsByKey(EVENT_STATUSES, eventCounts);
     const portalsByStatus = countsByKey(PORTAL_STATUSES, portalCounts);
@@ -69,6 +83,7 @@ export class AdminStatsQueries {
         total: sum(byStatus),
         byStatus,
         dead: byStatus.dead,
+        blockedObjects: blockedObjects[0].count,
         oldestPending: oldestPending && {
           ...oldestPending,
           ageSeconds: Math.max(
