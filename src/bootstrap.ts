@@ -6,10 +6,14 @@ import qs from 'qs';
 import { setupAdminDocs } from './admin/docs/admin-docs';
 import { AppModule, AppModuleOptions } from './app.module';
 import { ErrorResponseFilter } from './errors/error-response.filter';
+import { discardUnreadBody, UnreadBodyLimits } from './http/unread-body';
 
 /** Bracket keys nest at most this deep; Bitrix24 payloads need 3–4 levels. */
 const FORM_DEPTH = 8;
 const FORM_PARAMETER_LIMIT = 2000;
+
+/** How much of a refused upload is read to its end so that its client can read the answer. */
+const REFUSED_BODY: UnreadBodyLimits = { maxBytes: 64 * 1024 * 1024, maxMs: 10_000 };
 
 /** Keys that could reach Object.prototype: refused outright rather than silently dropped. */
 const PROTOTYPE_KEY = /(^|\[)(__proto__|constructor|prototype)(\]|\[|$)/;
@@ -61,6 +65,10 @@ export async function createApp(options: AppModuleOptions): Promise<NestFastifyA
   await fastify.register(formBody, {
     parser: parseBitrixForm,
     bodyLimit: options.config.http.bodyLimitBytes,
+  });
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    if (reply.statusCode >= 400) await discardUnreadBody(request.raw, REFUSED_BODY);
+    return payload;
   });
   // Nest routes Fastify's own errors (unparsable or oversized bodies) through this filter too.
   app.useGlobalFilters(new ErrorResponseFilter(options.logger.child('http')));

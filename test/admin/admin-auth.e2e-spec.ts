@@ -153,8 +153,30 @@ describe('admin API failed-attempt limit', () => {
     const retryAfter = Number(limited.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    // Guessing is over for this address until the window ends, the right token included.
-    expect((await attempt(TEST_ADMIN_TOKEN)).status).toBe(429);
+  });
+
+  it('lets the right token through from an address that is throttled for wrong ones', async () => {
+    const other = await startTestApp({
+      databaseUrl: database.url,
+      env: { ADMIN_AUTH_MAX_FAILURES_PER_MINUTE: '2' },
+    });
+    const attempt = (token: string): Promise<Response> =>
+      fetch(`${other.url}/admin/stats`, { headers: bearer(token) });
+    try {
+      for (let failure = 0; failure < 2; failure++) {
+        expect((await attempt(`stale-script-${failure}`)).status).toBe(401);
+      }
+      expect((await attempt('stale-script-again')).status).toBe(429);
+
+      expect((await attempt(TEST_ADMIN_TOKEN)).status).toBe(200);
+      const stillLimited = await attempt('stale-script-after');
+      expect(stillLimited.status).toBe(429);
+      expect(((await stillLimited.json()) as ErrorBody).error.code).toBe(
+        'too_many_failed_attempts',
+      );
+    } finally {
+      await other.close();
+    }
   });
 
   it('does not count requests without a token as guesses', async () => {

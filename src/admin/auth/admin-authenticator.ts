@@ -33,8 +33,9 @@ export interface AdminCredentials {
 }
 
 /**
- * Decides whether a request may use the admin API: ADMIN_TOKEN must be configured, the caller's
- * address must not be locked out, and the bearer token must match. Both sides are hashed to
+ * Decides whether a request may use the admin API: ADMIN_TOKEN must be configured and the bearer
+ * token must match. An address that sent too many wrong tokens gets 429 instead of 401 for the
+ * rest of its window, but the right token still passes. Both sides are hashed to
  * fixed-length digests before a constant-time compare, so neither the content nor the length of
  * the token leaks through timing. Only wrong tokens count as guesses.
  */
@@ -62,24 +63,25 @@ export class AdminAuthenticator {
       this.refusals.inc({ reason: 'disabled' });
       throw new AdminApiDisabledError();
     }
+    const presented = bearerTokenOf(credentials.authorization);
+    // The right token always passes: behind a NAT, one stale script sending a wrong token must
+    // not lock the operator out. Only the guessers behind that address are throttled.
+    if (presented !== undefined && timingSafeEqual(digest(presented), this.expectedDigest)) return;
     const blockedForMs = this.limiter.blockedForMs(credentials.ip);
     if (blockedForMs > 0) {
       this.refusals.inc({ reason: 'rate_limited' });
       throw new TooManyFailedAttemptsError(Math.ceil(blockedForMs / 1000));
     }
-    const presented = bearerTokenOf(credentials.authorization);
     if (presented === undefined) {
       this.refusals.inc({ reason: 'missing' });
       throw AdminUnauthenticatedError.missing();
     }
-    if (!timingSafeEqual(digest(presented), this.expectedDigest)) {
-      this.refusals.inc({ reason: 'invalid' });
-      const failures = this.limiter.recordFailure(credentials.ip);
-      this.log.warn(
-        { ip: credentials.ip, route: credentials.route, failures },
-        'admin request with a wrong bearer token',
-      );
-      throw AdminUnauthenticatedError.invalid();
-    }
+    this.refusals.inc({ reason: 'invalid' });
+    const failures = this.limiter.recordFailure(credentials.ip);
+    this.log.warn(
+      { ip: credentials.ip, route: credentials.route, failures },
+      'admin request with a wrong bearer token',
+    );
+    throw AdminUnauthenticatedError.invalid();
   }
 }
