@@ -8,6 +8,7 @@ import { PortalUserTokens1796400000000 } from './1796400000000-PortalUserTokens'
 import { DrainRetryBackoff1796200000000 } from './1796200000000-DrainRetryBackoff';
 import { InboxRunFencing1796100000000 } from './1796100000000-InboxRunFencing';
 import { AppLifecycle1796600000000 } from './1796600000000-AppLifecycle';
+import { SharedLimits1796700000000 } from './1796700000000-SharedLimits';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -20,4 +21,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   DrainRetryBackoff1796200000000,
   InboxRunFencing1796100000000,
   AppLifecycle1796600000000,
+  SharedLimits1796700000000,
 ];

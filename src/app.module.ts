@@ -15,6 +15,7 @@ import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { OfflineQueueModule } from './offline-queue/offline-queue.module';
 import { PortalsModule } from './portals/portals.module';
+import { SharedLimitsModule } from './shared-limits/shared-limits.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppModuleOptions {
@@ -41,6 +42,7 @@ export class AppModule {
         ScheduleModule.forRoot(),
         MetricsModule,
         HealthModule,
+        SharedLimitsModule,
         Bitrix24Module,
         PortalsModule,
         AdminModule,
