@@ -11,6 +11,7 @@ import { AppLifecycle1796600000000 } from './1796600000000-AppLifecycle';
 import { PortalPlacements1796900000000 } from './1796900000000-PortalPlacements';
 import { Robots1797000000000 } from './1797000000000-Robots';
 import { InboxDeadHoldsTheLine1796800000000 } from './1796800000000-InboxDeadHoldsTheLine';
+import { SharedLimits1796700000000 } from './1796700000000-SharedLimits';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -26,4 +27,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   PortalPlacements1796900000000,
   Robots1797000000000,
   InboxDeadHoldsTheLine1796800000000,
+  SharedLimits1796700000000,
 ];

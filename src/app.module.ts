@@ -17,6 +17,7 @@ import { OfflineQueueModule } from './offline-queue/offline-queue.module';
 import { PortalsModule } from './portals/portals.module';
 import { RetentionModule } from './retention/retention.module';
 import { RobotsModule } from './robots/robots.module';
+import { SharedLimitsModule } from './shared-limits/shared-limits.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppModuleOptions {
@@ -45,6 +46,7 @@ export class AppModule {
         ScheduleModule.forRoot(),
         MetricsModule,
         HealthModule,
+        SharedLimitsModule,
         Bitrix24Module,
         PortalsModule,
         AdminModule,

@@ -12,6 +12,7 @@ import { DomainError } from '../errors/domain-error';
 import { InboxService } from '../inbox/inbox.service';
 import { AppLogger } from '../logging/app-logger';
 import { MetricsRegistry } from '../metrics/metrics.registry';
+import { SharedLimit, SharedLimits } from '../shared-limits/shared-limits';
 import { ConfirmationSlots } from './confirmation-slots';
 import { BindingReport, EventBindingService } from './event-binding.service';
 import {
@@ -21,7 +22,6 @@ import {
   InstallationSupersededError,
   InstallationUnavailableError,
 } from './installation.errors';
-import { InstallerAddressLimiter } from './installer-address-limiter';
 import { PortalStatusChangeEntity } from './portal-status-change.entity';
 import { PortalNotFoundError } from './portal-status.error';
 import { PortalStatusService } from './portal-status.service';
@@ -77,7 +77,7 @@ export class InstallationService {
   private readonly logger: Logger;
   private readonly changeListeners = new Set<(memberId: string) => void>();
   private readonly confirmationSlots: ConfirmationSlots;
-  private readonly installerAddresses: InstallerAddressLimiter;
+  private readonly installerAddresses: SharedLimit;
   private readonly throttled: Counter<'reason'>;
 
   constructor(
@@ -91,15 +91,19 @@ export class InstallationService {
     private readonly config: AppConfig,
     appLogger: AppLogger,
     metrics: MetricsRegistry,
+    limits: SharedLimits,
   ) {
     this.logger = appLogger.child('installation');
     this.confirmationSlots = new ConfirmationSlots(
       config.portals.confirmationConcurrency,
       CONFIRMATION_SLOT_WAIT_MS,
     );
-    this.installerAddresses = new InstallerAddressLimiter(
-      config.portals.confirmationsPerAddressPerMinute,
-    );
+    // Counted in the database: N replicas together allow one address its allowance, not N times it.
+    this.installerAddresses = limits.limit({
+      name: 'install_confirmations',
+      points: config.portals.confirmationsPerAddressPerMinute,
+      windowSeconds: 60,
+    });
     this.throttled = metrics.counter(
       'installation_confirmations_throttled_total',
       'Installations refused before any call to Bitrix24, by reason (busy or rate_limited)',
@@ -246,9 +250,9 @@ export class InstallationService {
     clientAddress: string,
     confirm: () => Promise<T>,
   ): Promise<T> {
-    const waitMs = this.installerAddresses.tryTake(clientAddress);
-    if (waitMs > 0) {
-      const retryAfterSeconds = Math.ceil(waitMs / 1000);
+    const attempt = await this.installerAddresses.take(clientAddress);
+    if (!attempt.allowed) {
+      const retryAfterSeconds = Math.max(1, Math.ceil(attempt.msBeforeNext / 1000));
       this.throttled.inc({ reason: 'rate_limited' });
       // Debug only: under a flood this would be one line per request.
       this.logger.debug(
@@ -258,7 +262,7 @@ export class InstallationService {
       throw new InstallationRateLimitedError(retryAfterSeconds);
     }
     if (!(await this.confirmationSlots.acquire())) {
-      this.installerAddresses.giveBack(clientAddress);
+      await this.installerAddresses.giveBack(clientAddress);
       this.throttled.inc({ reason: 'busy' });
       this.logger.warn(
         {
@@ -273,7 +277,7 @@ export class InstallationService {
     }
     try {
       const confirmed = await confirm();
-      this.installerAddresses.giveBack(clientAddress);
+      await this.installerAddresses.giveBack(clientAddress);
       return confirmed;
     } finally {
       this.confirmationSlots.release();

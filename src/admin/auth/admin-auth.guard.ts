@@ -8,11 +8,11 @@ import { AdminAuthenticator } from './admin-authenticator';
 export class AdminAuthGuard implements CanActivate {
   constructor(private readonly authenticator: AdminAuthenticator) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const reply = context.switchToHttp().getResponse<FastifyReply>();
     try {
-      this.authenticator.authenticate({
+      await this.authenticator.authenticate({
         ip: request.ip,
         authorization: request.headers.authorization,
         route: request.routeOptions.url,

@@ -1,7 +1,11 @@
 import { Writable } from 'node:stream';
+import { Pool } from 'pg';
+import pino from 'pino';
+import { Counter } from 'prom-client';
 import { loadConfig } from '../../config/app-config';
 import { AppLogger, createPinoLogger } from '../../logging/app-logger';
 import { MetricsRegistry } from '../../metrics/metrics.registry';
+import { SharedLimits } from '../../shared-limits/shared-limits';
 import {
   AdminApiDisabledError,
   AdminUnauthenticatedError,
@@ -10,6 +14,18 @@ import {
 import { AdminAuthenticator, bearerTokenOf } from './admin-authenticator';
 
 const TOKEN = 'an-admin-token-of-at-least-32-characters';
+
+/**
+ * Limits whose database refuses every connection: the memory fallback counts, as it does while
+ * the database is away.
+ */
+function limitsWithoutDatabase(): SharedLimits {
+  return new SharedLimits(
+    new Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none' }),
+    pino({ level: 'silent' }),
+    new Counter({ name: 'unused_store_failures', help: 'unused', registers: [] }),
+  );
+}
 
 function authenticatorWith(env: Record<string, string | undefined>): {
   authenticator: AdminAuthenticator;
@@ -33,6 +49,7 @@ function authenticatorWith(env: Record<string, string | undefined>): {
     config,
     new AppLogger(createPinoLogger('info', sink)),
     metrics,
+    limitsWithoutDatabase(),
   );
   return { authenticator, logs, metrics };
 }
@@ -63,14 +80,14 @@ describe('bearerTokenOf', () => {
 });
 
 describe('AdminAuthenticator', () => {
-  it('accepts the configured token', () => {
+  it('accepts the configured token', async () => {
     const { authenticator } = authenticatorWith({ ADMIN_TOKEN: TOKEN });
-    expect(() => authenticator.authenticate(request(`Bearer ${TOKEN}`))).not.toThrow();
+    await expect(authenticator.authenticate(request(`Bearer ${TOKEN}`))).resolves.toBeUndefined();
   });
 
-  it('refuses everything when ADMIN_TOKEN is not configured', () => {
+  it('refuses everything when ADMIN_TOKEN is not configured', async () => {
     const { authenticator } = authenticatorWith({});
-    expect(() => authenticator.authenticate(request(`Bearer ${TOKEN}`))).toThrow(
+    await expect(authenticator.authenticate(request(`Bearer ${TOKEN}`))).rejects.toThrow(
       AdminApiDisabledError,
     );
   });
@@ -80,10 +97,10 @@ describe('AdminAuthenticator', () => {
     ['shorter', `Bearer ${TOKEN.slice(1)}`, 'invalid_bearer_token'],
     ['longer', `Bearer ${TOKEN}x`, 'invalid_bearer_token'],
     ['different case', `Bearer ${TOKEN.toUpperCase()}`, 'invalid_bearer_token'],
-  ])('refuses a %s token with its code', (_label, header, code) => {
+  ])('refuses a %s token with its code', async (_label, header, code) => {
     const { authenticator } = authenticatorWith({ ADMIN_TOKEN: TOKEN });
     try {
-      authenticator.authenticate(request(header));
+      await authenticator.authenticate(request(header));
       throw new Error('accepted');
     } catch (error) {
       expect(error).toBeInstanceOf(AdminUnauthenticatedError);
@@ -91,40 +108,40 @@ describe('AdminAuthenticator', () => {
     }
   });
 
-  it('answers 429 to wrong tokens from a throttled address but lets the right token through', () => {
+  it('answers 429 to wrong tokens from a throttled address but lets the right token through', async () => {
     const { authenticator, logs, metrics } = authenticatorWith({
       ADMIN_TOKEN: TOKEN,
       ADMIN_AUTH_MAX_FAILURES_PER_MINUTE: '2',
     });
     for (const guess of ['guess-1', 'guess-2']) {
-      expect(() => authenticator.authenticate(request(`Bearer ${guess}`))).toThrow(
+      await expect(authenticator.authenticate(request(`Bearer ${guess}`))).rejects.toThrow(
         AdminUnauthenticatedError,
       );
     }
-    expect(() => authenticator.authenticate(request('Bearer guess-3'))).toThrow(
+    await expect(authenticator.authenticate(request('Bearer guess-3'))).rejects.toThrow(
       TooManyFailedAttemptsError,
     );
-    expect(() => authenticator.authenticate(request(`Bearer ${TOKEN}`))).not.toThrow();
-    expect(() => authenticator.authenticate(request('Bearer guess-4', '192.0.2.2'))).toThrow(
-      AdminUnauthenticatedError,
-    );
+    await expect(authenticator.authenticate(request(`Bearer ${TOKEN}`))).resolves.toBeUndefined();
+    await expect(
+      authenticator.authenticate(request('Bearer guess-4', '192.0.2.2')),
+    ).rejects.toThrow(AdminUnauthenticatedError);
     expect(logs).toHaveLength(3);
     expect(logs.join('')).not.toContain('guess-');
-    return expect(
+    await expect(
       metrics.registry.getSingleMetricAsString('admin_auth_refusals_total'),
     ).resolves.toContain('reason="rate_limited"} 1');
   });
 
-  it('does not count a missing header as a guess', () => {
+  it('does not count a missing header as a guess', async () => {
     const { authenticator } = authenticatorWith({
       ADMIN_TOKEN: TOKEN,
       ADMIN_AUTH_MAX_FAILURES_PER_MINUTE: '1',
     });
     for (let attempt = 0; attempt < 5; attempt++) {
-      expect(() => authenticator.authenticate(request(undefined))).toThrow(
+      await expect(authenticator.authenticate(request(undefined))).rejects.toThrow(
         AdminUnauthenticatedError,
       );
     }
-    expect(() => authenticator.authenticate(request(`Bearer ${TOKEN}`))).not.toThrow();
+    await expect(authenticator.authenticate(request(`Bearer ${TOKEN}`))).resolves.toBeUndefined();
   });
 });

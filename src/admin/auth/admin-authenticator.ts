@@ -10,7 +10,7 @@ import {
   AdminUnauthenticatedError,
   TooManyFailedAttemptsError,
 } from '../admin.errors';
-import { FailedAttemptLimiter } from './failed-attempt-limiter';
+import { SharedLimit, SharedLimits } from '../../shared-limits/shared-limits';
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
@@ -34,21 +34,31 @@ export interface AdminCredentials {
 
 /**
  * Decides whether a request may use the admin API: ADMIN_TOKEN must be configured and the bearer
- * token must match. An address that sent too many wrong tokens gets 429 instead of 401 for the
- * rest of its window, but the right token still passes. Both sides are hashed to
+ * token must match. An address that sent too many wrong tokens in a minute (counted across
+ * replicas) gets 429 instead of 401 for the rest of that minute, but the right token still passes. Both sides are hashed to
  * fixed-length digests before a constant-time compare, so neither the content nor the length of
  * the token leaks through timing. Only wrong tokens count as guesses.
  */
 @Injectable()
 export class AdminAuthenticator {
   private readonly expectedDigest: Buffer | undefined;
-  private readonly limiter: FailedAttemptLimiter;
+  private readonly failures: SharedLimit;
   private readonly log: Logger;
   private readonly refusals: Counter<'reason'>;
 
-  constructor(config: AppConfig, logger: AppLogger, metrics: MetricsRegistry) {
+  constructor(
+    config: AppConfig,
+    logger: AppLogger,
+    metrics: MetricsRegistry,
+    limits: SharedLimits,
+  ) {
     this.expectedDigest = config.admin.token === undefined ? undefined : digest(config.admin.token);
-    this.limiter = new FailedAttemptLimiter(config.admin.maxFailedAttemptsPerMinute);
+    // Counted in the database: every replica sees the same failures of an address.
+    this.failures = limits.limit({
+      name: 'admin_auth_failures',
+      points: config.admin.maxFailedAttemptsPerMinute,
+      windowSeconds: 60,
+    });
     this.log = logger.child('admin-auth');
     this.refusals = metrics.counter(
       'admin_auth_refusals_total',
@@ -58,28 +68,27 @@ export class AdminAuthenticator {
   }
 
   /** Returns when the credentials are good; throws the admin error to answer otherwise. */
-  authenticate(credentials: AdminCredentials): void {
+  async authenticate(credentials: AdminCredentials): Promise<void> {
     if (this.expectedDigest === undefined) {
       this.refusals.inc({ reason: 'disabled' });
       throw new AdminApiDisabledError();
     }
     const presented = bearerTokenOf(credentials.authorization);
-    // The right token always passes: behind a NAT, one stale script sending a wrong token must
-    // not lock the operator out. Only the guessers behind that address are throttled.
-    if (presented !== undefined && timingSafeEqual(digest(presented), this.expectedDigest)) return;
-    const blockedForMs = this.limiter.blockedForMs(credentials.ip);
-    if (blockedForMs > 0) {
-      this.refusals.inc({ reason: 'rate_limited' });
-      throw new TooManyFailedAttemptsError(Math.ceil(blockedForMs / 1000));
-    }
     if (presented === undefined) {
       this.refusals.inc({ reason: 'missing' });
       throw AdminUnauthenticatedError.missing();
     }
+    // The right token always passes: behind a NAT, one stale script sending a wrong token must
+    // not lock the operator out. Only the guessers behind that address are throttled.
+    if (timingSafeEqual(digest(presented), this.expectedDigest)) return;
+    const failure = await this.failures.take(credentials.ip);
+    if (!failure.allowed) {
+      this.refusals.inc({ reason: 'rate_limited' });
+      throw new TooManyFailedAttemptsError(Math.max(1, Math.ceil(failure.msBeforeNext / 1000)));
+    }
     this.refusals.inc({ reason: 'invalid' });
-    const failures = this.limiter.recordFailure(credentials.ip);
     this.log.warn(
-      { ip: credentials.ip, route: credentials.route, failures },
+      { ip: credentials.ip, route: credentials.route, failures: failure.taken },
       'admin request with a wrong bearer token',
     );
     throw AdminUnauthenticatedError.invalid();
