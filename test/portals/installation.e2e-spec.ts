@@ -347,7 +347,11 @@ describe('installation lifecycle over HTTP, against the emulator', () => {
       await eventually(async () =>
         (await storedOfflineEvents(memberId)) === before + count ? true : undefined,
       );
-      const stats = await h.emulator.control.stats(memberId);
+      // The rows are committed before the batch that clears them is sent: wait for that too.
+      const stats = await eventually(async () => {
+        const seen = await h.emulator.control.stats(memberId);
+        return seen.queue.unreserved === 0 && seen.queue.reserved === 0 ? seen : undefined;
+      });
       expect(stats.queue).toMatchObject({ unreserved: 0, reserved: 0 });
       const notifications = stats.notificationsSent;
       expect(notifications).toBeGreaterThan(0);
