@@ -1,14 +1,9 @@
 import { Client } from 'pg';
-import {
-  startEmulator,
-  type CreatedPortal,
-  type PortalStats,
-  type RunningEmulator,
-} from '../../src/emulator';
+import { type CreatedPortal, type PortalStats, type RunningEmulator } from '../../src/emulator';
 import { eventually, notifyOfflineEvent, storedCounts } from '../offline-queue/drain-harness';
-import { AppProcess, startAppProcess } from '../support/app-process';
-import { createTestDatabase, TestDatabase } from '../support/postgres';
-import { TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../support/test-app';
+import type { AppProcess } from '../support/app-process';
+import { startReplicaSet, type ReplicaSet } from '../support/replica-set';
+import { TEST_ADMIN_TOKEN } from '../support/test-app';
 
 const NOTIFICATIONS_PER_PROCESS = 10;
 const OFFLINE_EVENTS = 120;
@@ -25,28 +20,18 @@ async function rebind(replica: AppProcess, memberId: string): Promise<number> {
 
 /** Three server processes on one database, as three replicas behind a load balancer. */
 describe('token refresh across three replicas', () => {
-  let database: TestDatabase;
   let emulator: RunningEmulator;
   let sql: Client;
   let replicas: AppProcess[] = [];
+  let set: ReplicaSet | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    emulator = await startEmulator({ clientId: TEST_CLIENT_ID, clientSecret: TEST_CLIENT_SECRET });
-    sql = new Client({ connectionString: database.url });
-    await sql.connect();
-    replicas = await Promise.all(
-      [1, 2, 3].map(() =>
-        startAppProcess({ databaseUrl: database.url, env: { BITRIX24_OAUTH_URL: emulator.url } }),
-      ),
-    );
+    set = await startReplicaSet(3);
+    ({ emulator, sql, replicas } = set);
   });
 
   afterAll(async () => {
-    for (const replica of replicas) await replica.kill();
-    await sql?.end();
-    await emulator?.close();
-    await database?.drop();
+    await set?.close();
   });
 
   /** Installed through the first replica, with offline events waiting in its queue. */

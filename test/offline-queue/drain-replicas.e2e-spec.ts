@@ -1,37 +1,23 @@
 import { Client } from 'pg';
-import { startEmulator, type RunningEmulator } from '../../src/emulator';
-import { AppProcess, startAppProcess } from '../support/app-process';
-import { createTestDatabase, TestDatabase } from '../support/postgres';
-import { TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../support/test-app';
+import type { RunningEmulator } from '../../src/emulator';
+import type { AppProcess } from '../support/app-process';
+import { startReplicaSet, type ReplicaSet } from '../support/replica-set';
 import { eventually, notifyOfflineEvent, storedCounts } from './drain-harness';
 
 /** Two server processes on one database, as two replicas behind a load balancer. */
 describe('two replicas draining one portal', () => {
-  let database: TestDatabase;
   let emulator: RunningEmulator;
   let sql: Client;
   let replicas: AppProcess[] = [];
+  let set: ReplicaSet | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    emulator = await startEmulator({ clientId: TEST_CLIENT_ID, clientSecret: TEST_CLIENT_SECRET });
-    sql = new Client({ connectionString: database.url });
-    await sql.connect();
-    replicas = await Promise.all(
-      [1, 2].map(() =>
-        startAppProcess({
-          databaseUrl: database.url,
-          env: { BITRIX24_OAUTH_URL: emulator.url, DRAIN_PAGE_SIZE: '50' },
-        }),
-      ),
-    );
+    set = await startReplicaSet(2, { env: { DRAIN_PAGE_SIZE: '50' } });
+    ({ emulator, sql, replicas } = set);
   });
 
   afterAll(async () => {
-    for (const replica of replicas) await replica.kill();
-    await sql?.end();
-    await emulator?.close();
-    await database?.drop();
+    await set?.close();
   });
 
   it('stores every event once while notifications are sprayed at both, and Bitrix24 never sees two gets of the portal in flight', async () => {

@@ -1,9 +1,8 @@
 import { Client } from 'pg';
-import { startEmulator, type RunningEmulator } from '../../src/emulator';
 import { bearer } from '../admin/admin-routes';
-import { AppProcess, startAppProcess } from '../support/app-process';
-import { createTestDatabase, TestDatabase } from '../support/postgres';
-import { TEST_ADMIN_TOKEN, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../support/test-app';
+import type { AppProcess } from '../support/app-process';
+import { startReplicaSet, type ReplicaSet } from '../support/replica-set';
+import { TEST_ADMIN_TOKEN } from '../support/test-app';
 import { formBody, postForm } from '../webhooks/webhook-harness';
 
 const LIMIT = 4;
@@ -30,28 +29,18 @@ async function adminStats(replica: AppProcess, token: string): Promise<number> {
 
 /** Two server processes on one database, as two replicas behind a load balancer. */
 describe('per-address limits shared by two replicas', () => {
-  let database: TestDatabase;
-  let emulator: RunningEmulator;
   let sql: Client;
   let replicas: AppProcess[] = [];
+  let set: ReplicaSet | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    emulator = await startEmulator({ clientId: TEST_CLIENT_ID, clientSecret: TEST_CLIENT_SECRET });
-    sql = new Client({ connectionString: database.url });
-    await sql.connect();
-    replicas = await Promise.all(
-      [1, 2].map(() =>
-        startAppProcess({
-          databaseUrl: database.url,
-          env: {
-            BITRIX24_OAUTH_URL: emulator.url,
-            ADMIN_AUTH_MAX_FAILURES_PER_MINUTE: String(LIMIT),
-            INSTALL_CONFIRMATIONS_PER_ADDRESS_PER_MINUTE: String(LIMIT),
-          },
-        }),
-      ),
-    );
+    set = await startReplicaSet(2, {
+      env: {
+        ADMIN_AUTH_MAX_FAILURES_PER_MINUTE: String(LIMIT),
+        INSTALL_CONFIRMATIONS_PER_ADDRESS_PER_MINUTE: String(LIMIT),
+      },
+    });
+    ({ sql, replicas } = set);
   });
 
   // Every request comes from 127.0.0.1: each test starts with that address's windows unused.
@@ -60,10 +49,7 @@ describe('per-address limits shared by two replicas', () => {
   });
 
   afterAll(async () => {
-    for (const replica of replicas) await replica.kill();
-    await sql?.end();
-    await emulator?.close();
-    await database?.drop();
+    await set?.close();
   });
 
   it('counts wrong admin tokens from one address across both: two to each, then 429 at either', async () => {
