@@ -1,7 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
-import type { Counter } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Bitrix24ApiError } from '../bitrix24/bitrix24-api.error';
 import { InstallerRightsClient } from '../bitrix24/installer-rights.client';
@@ -9,9 +8,9 @@ import { knownOAuthServer } from '../bitrix24/oauth-server-choice';
 import { AppConfig } from '../config/app-config';
 import { DomainError } from '../errors/domain-error';
 import { AppLogger } from '../logging/app-logger';
-import { MetricsRegistry } from '../metrics/metrics.registry';
 import { EventBindingService } from './event-binding.service';
 import { hashApplicationToken, InstallationService } from './installation.service';
+import { LifecycleRefusals } from './lifecycle-refusals';
 import { PortalEntity } from './portal.entity';
 
 /** What an ONAPPUPDATE presents; none of it is trusted until the portal confirms the access token. */
@@ -70,7 +69,6 @@ class AppUpdateUnconfirmableError extends Error {}
 export class AppUpdateService implements OnApplicationShutdown {
   private readonly log: Logger;
   private readonly retries = new Map<string, NodeJS.Timeout>();
-  private readonly refusals: Counter<'event' | 'reason'>;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -78,20 +76,10 @@ export class AppUpdateService implements OnApplicationShutdown {
     private readonly installation: InstallationService,
     private readonly eventBinding: EventBindingService,
     private readonly config: AppConfig,
+    private readonly refusals: LifecycleRefusals,
     appLogger: AppLogger,
-    metrics: MetricsRegistry,
   ) {
     this.log = appLogger.child('app-update');
-    this.refusals = metrics.counter(
-      'bitrix24_lifecycle_events_refused_total',
-      'Lifecycle events (ONAPPUPDATE, ONAPPUNINSTALL) not acted on because Bitrix24 did not confirm them, by reason',
-      ['event', 'reason'],
-    );
-  }
-
-  /** Counts a refused lifecycle event (the uninstall path reports through here too). */
-  countRefusal(event: string, reason: string): void {
-    this.refusals.inc({ event, reason });
   }
 
   onApplicationShutdown(): void {
@@ -110,7 +98,7 @@ export class AppUpdateService implements OnApplicationShutdown {
       if (!(error instanceof AppUpdateUnconfirmableError)) throw error;
       const delay = RETRY_DELAYS_MS[attempt];
       if (delay === undefined) {
-        this.countRefusal('ONAPPUPDATE', 'portal_unavailable');
+        this.refusals.count('ONAPPUPDATE', 'portal_unavailable');
         this.log.error(
           { memberId: request.memberId, attempts: attempt + 1 },
           'ONAPPUPDATE never confirmed: the portal did not answer; it needs a re-install',
@@ -238,7 +226,7 @@ export class AppUpdateService implements OnApplicationShutdown {
   }
 
   private refuse(request: AppUpdateRequest, reason: AppUpdateRefusal, bitrixCode?: string): never {
-    this.countRefusal('ONAPPUPDATE', reason);
+    this.refusals.count('ONAPPUPDATE', reason);
     this.log.warn(
       { memberId: request.memberId, reason, bitrixCode, version: request.version },
       'ONAPPUPDATE not confirmed by the portal: nothing changed',

@@ -13,7 +13,6 @@ import {
   licenseColumnsFrom,
   licenseOf,
   licenseStateCondition,
-  readStoredLicense,
   type PortalLicense,
 } from './portal-license';
 import { PortalStatusService } from './portal-status.service';
@@ -86,11 +85,6 @@ export class LicenseService implements OnApplicationShutdown {
   /** Lets reads started in the background finish (tests and shutdown wait on this). */
   async settled(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-  }
-
-  /** The stored license of a portal; null for a portal we do not know. */
-  licenseOf(memberId: string): Promise<PortalLicense | null> {
-    return readStoredLicense(this.dataSource, memberId);
   }
 
   /**

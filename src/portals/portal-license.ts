@@ -68,7 +68,7 @@ export function licenseOf(columns: LicenseColumns): PortalLicense {
 
 /**
  * SQL condition (on table alias `p`) for portals in a license state; it must agree with
- * licenseStateOf, which a unit test checks row by row.
+ * licenseStateOf (test/portals/lifecycle.e2e-spec.ts compares the two over every combination).
  */
 export function licenseStateCondition(state: LicenseState, alias = 'p'): string {
   const expired = `${alias}.license_payment_expired IS TRUE`;

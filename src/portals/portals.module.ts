@@ -7,6 +7,7 @@ import { EventBindingService } from './event-binding.service';
 import { InstallationService } from './installation.service';
 import { LicenseScheduler } from './license.scheduler';
 import { LicenseService } from './license.service';
+import { LifecycleRefusals } from './lifecycle-refusals';
 import { PortalInstallSweeper } from './portal-install-sweeper';
 import { PortalMetrics } from './portal.metrics';
 import { PortalStatusService } from './portal-status.service';
@@ -41,6 +42,7 @@ import { UserTokenVault } from './user-token-vault.service';
     LicenseScheduler,
     AppUpdateService,
     UninstallConfirmation,
+    LifecycleRefusals,
   ],
   exports: [
     TokenVault,
@@ -55,6 +57,7 @@ import { UserTokenVault } from './user-token-vault.service';
     LicenseService,
     AppUpdateService,
     UninstallConfirmation,
+    LifecycleRefusals,
   ],
 })
 export class PortalsModule {}

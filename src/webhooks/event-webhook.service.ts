@@ -10,6 +10,7 @@ import { AppUpdateNotConfirmedError, AppUpdateService } from '../portals/app-upd
 import { InstallationNotConfirmedError } from '../portals/installation.errors';
 import { InstallationService } from '../portals/installation.service';
 import { LicenseService } from '../portals/license.service';
+import { LifecycleRefusals } from '../portals/lifecycle-refusals';
 import type { PortalStatus } from '../portals/portal-status';
 import { UninstallConfirmation, UninstallVerdict } from '../portals/uninstall-confirmation.service';
 import { EventNotification, uninstallAsksForCleanup, updatedVersion } from './event-notification';
@@ -61,6 +62,7 @@ export class EventWebhookService {
     private readonly appUpdate: AppUpdateService,
     private readonly uninstallConfirmation: UninstallConfirmation,
     private readonly license: LicenseService,
+    private readonly refusals: LifecycleRefusals,
     metrics: MetricsRegistry,
     appLogger: AppLogger,
   ) {
@@ -190,7 +192,7 @@ export class EventWebhookService {
   ): Promise<EventOutcome> {
     if (verdict === 'installed' || verdict === 'unknown') {
       const reason = verdict === 'installed' ? 'app_still_installed' : 'portal_unavailable';
-      this.appUpdate.countRefusal('ONAPPUNINSTALL', reason);
+      this.refusals.count('ONAPPUNINSTALL', reason);
       this.logger.warn(
         { memberId, reason },
         'ONAPPUNINSTALL not confirmed by Bitrix24: the portal keeps its status and tokens',

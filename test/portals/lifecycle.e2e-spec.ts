@@ -3,6 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
 import type { CreatedPortal } from '../../src/emulator';
 import { LicenseService } from '../../src/portals/license.service';
+import {
+  LICENSE_STATES,
+  licenseStateCondition,
+  licenseStateOf,
+} from '../../src/portals/portal-license';
 import { TEST_ADMIN_TOKEN } from '../support/test-app';
 import { eventually } from '../offline-queue/drain-harness';
 import {
@@ -381,6 +386,50 @@ describe('the app after install: updates, uninstalls and payments', () => {
       for (const { hours } of rows) {
         expect(Number(hours)).toBeGreaterThan(23);
         expect(Number(hours)).toBeLessThanOrEqual(24);
+      }
+    });
+
+    it('filters by license state exactly as the API names each portal state', async () => {
+      const statuses = [null, 'P', 'S', 'T', 'D', 'F', 'L', 'X'];
+      const expiries = [null, true, false];
+      const combinations = statuses.flatMap((status) =>
+        expiries.flatMap((expired) =>
+          [false, true].map((checked) => ({ status, expired, checked })),
+        ),
+      );
+      const ids = combinations.map((_, index) => `license-combo-${index}`);
+      for (const [index, combo] of combinations.entries()) {
+        await h.sql.query(
+          `INSERT INTO portals (member_id, domain, client_endpoint, status, license_status,
+              license_payment_expired, license_checked_at)
+           VALUES ($1, $2, 'https://x.bitrix24.test/rest/', 'active', $3, $4,
+                   CASE WHEN $5::boolean THEN now() END)`,
+          [ids[index], `combo${index}.bitrix24.test`, combo.status, combo.expired, combo.checked],
+        );
+      }
+      for (const state of LICENSE_STATES) {
+        const { rows } = await h.sql.query<{ member_id: string }>(
+          `SELECT member_id FROM portals p WHERE member_id = ANY($1) AND ${licenseStateCondition(state)}`,
+          [ids],
+        );
+        const expected = combinations
+          .map((combo, index) => ({ combo, id: ids[index] }))
+          .filter(
+            ({ combo }) =>
+              licenseStateOf({
+                licenseStatus: combo.status,
+                licensePaymentExpired: combo.expired,
+                licenseDays: null,
+                licenseFamily: null,
+                licenseCheckedAt: combo.checked ? new Date() : null,
+              }) === state,
+          )
+          .map(({ id }) => id)
+          .sort();
+        expect({ state, ids: rows.map((row) => row.member_id).sort() }).toEqual({
+          state,
+          ids: expected,
+        });
       }
     });
 
