@@ -258,17 +258,21 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
 
   // ---- recovery -------------------------------------------------------------------------------
 
-  private async recover(pass: Pass): Promise<void> {
+  /**
+   * Resumes committed but uncleared batches and adopts reserved ones. At a pass's start only when
+   * the previous pass left cause to (`afterLostAnswer` false); after a lost answer, always.
+   */
+  private async recover(pass: Pass, afterLostAnswer = false): Promise<void> {
     const { lease } = pass;
     // The flag comes from the acquire statement's snapshot. A holder whose commit was under way
     // while we waited for its row lock (a takeover, so never a clean finish) may have committed a
     // batch that snapshot did not see: after an unclean pass the ledger is read in any case.
-    if (lease.previous.hasUnclearedBatches || !lease.previous.cleanlyFinished) {
+    if (afterLostAnswer || lease.previous.hasUnclearedBatches || !lease.previous.cleanlyFinished) {
       for (const processId of await this.ledger.unclearedBatches(lease.memberId)) {
         await this.resumeBatch(pass, processId);
       }
     }
-    if (!this.adoptionDue(lease.previous)) return;
+    if (!afterLostAnswer && !this.adoptionDue(lease.previous)) return;
     const checkedAt = new Date();
     const { processIds, complete } = await this.reservedBatches(pass);
     for (const processId of processIds) await this.resumeBatch(pass, processId);
@@ -377,20 +381,9 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
           },
           'offline-queue answer lost: settling what it may have taken, in this pass',
         );
-        await this.settleLostAnswer(pass);
+        await this.recover(pass, true);
       }
     }
-  }
-
-  private async settleLostAnswer(pass: Pass): Promise<void> {
-    const { lease } = pass;
-    for (const processId of await this.ledger.unclearedBatches(lease.memberId)) {
-      await this.resumeBatch(pass, processId);
-    }
-    const checkedAt = new Date();
-    const { processIds, complete } = await this.reservedBatches(pass);
-    for (const processId of processIds) await this.resumeBatch(pass, processId);
-    if (complete) await this.leases.recordAdoptionCheck(lease, checkedAt);
   }
 
   private async drainPages(pass: Pass): Promise<void> {
