@@ -7,6 +7,7 @@ import type { EventAttemptEntity } from './event-attempt.entity';
 import { HandlerRegistry, RegisteredHandler } from './handler-registry.service';
 import type { InboxEvent } from './inbox-event';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
+import { lockLines, promoteLineHead } from './inbox-line';
 import { InboxMetrics } from './inbox.metrics';
 import { retryDelayMs } from './retry-policy';
 import type { StoredEventEntity } from './stored-event.entity';
@@ -281,6 +282,10 @@ export class EventProcessor {
    * event or its object starts before that.
    */
   private async recordRun(manager: EntityManager, run: RecordedRun): Promise<boolean> {
+    // An event that leaves its line lets the next one go: under the line's lock (inbox-line.ts).
+    const leftLine =
+      run.outcome === 'processed' || run.outcome === 'unhandled' ? run.event.orderingKey : null;
+    if (leftLine !== null) await lockLines(manager, run.event.memberId, [leftLine]);
     const [, updated]: [unknown, number] = await manager.query(
       `UPDATE stored_events
        SET status = $3::varchar,
@@ -304,6 +309,7 @@ export class EventProcessor {
       ],
     );
     if (updated !== 1) return false;
+    if (leftLine !== null) await promoteLineHead(manager, run.event.memberId, leftLine);
     await manager.query(
       `INSERT INTO event_attempts
          (event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at)

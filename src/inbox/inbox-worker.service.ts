@@ -9,12 +9,33 @@ import { DataSource, In } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import { EventProcessor } from './event-processor.service';
+import { waitsInLine } from './inbox-line';
 import { StoredEventEntity } from './stored-event.entity';
 
 const ABANDONED_SWEEP_MS = 10_000;
 const MAX_ERROR_BACKOFF_MS = 30_000;
 /** On shutdown, running handlers get this long to finish; then the process goes anyway. */
 const SHUTDOWN_GRACE_MS = 8000;
+
+/**
+ * Claims up to $1 due events for $2 seconds (attempts < $3), oldest due first. Only heads of their
+ * object's line are due (inbox-line.ts), so blocked events cost the scan nothing; the line check
+ * still decides. SKIP LOCKED lets replicas claim side by side.
+ */
+export const CLAIM_DUE_SQL = `UPDATE stored_events AS e
+       SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
+           run_token = nextval('stored_event_run_token_seq')
+       WHERE e.id IN (
+         SELECT c.id FROM stored_events c
+         WHERE c.status IN ('pending','failed')
+           AND c.next_attempt_at <= now()
+           AND (c.claim_expires_at IS NULL OR c.claim_expires_at <= now())
+           AND c.attempts < $3
+           AND NOT ${waitsInLine('c')}
+         ORDER BY c.next_attempt_at, c.id
+         LIMIT $1
+         FOR UPDATE SKIP LOCKED)
+       RETURNING e.id`;
 
 /**
  * Claims due stored events (FOR UPDATE SKIP LOCKED, so replicas share the work) and runs their
@@ -146,26 +167,11 @@ export class InboxWorker
   }
 
   private async claimDue(limit: number): Promise<StoredEventEntity[]> {
-    const [rows]: [{ id: string }[], number] = await this.dataSource.query(
-      `UPDATE stored_events AS e
-       SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
-           run_token = nextval('stored_event_run_token_seq')
-       WHERE e.id IN (
-         SELECT c.id FROM stored_events c
-         WHERE c.status IN ('pending','failed')
-           AND c.next_attempt_at <= now()
-           AND (c.claim_expires_at IS NULL OR c.claim_expires_at <= now())
-           AND c.attempts < $3
-           AND (c.ordering_key IS NULL OR NOT EXISTS (
-             SELECT 1 FROM stored_events p
-             WHERE p.member_id = c.member_id AND p.ordering_key = c.ordering_key
-                 AND p.status IN ('pending','failed','dead') AND p.id < c.id))
-         ORDER BY c.next_attempt_at, c.id
-         LIMIT $1
-         FOR UPDATE SKIP LOCKED)
-       RETURNING e.id`,
-      [limit, this.processor.claimSeconds(), this.config.inbox.maxAttempts],
-    );
+    const [rows]: [{ id: string }[], number] = await this.dataSource.query(CLAIM_DUE_SQL, [
+      limit,
+      this.processor.claimSeconds(),
+      this.config.inbox.maxAttempts,
+    ]);
     if (rows.length === 0) return [];
     return this.dataSource.getRepository(StoredEventEntity).find({
       where: { id: In(rows.map((row) => row.id)) },

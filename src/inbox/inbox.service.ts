@@ -13,6 +13,7 @@ import {
   StoredEventNotFoundError,
 } from './inbox.errors';
 import { InboxWakeup } from './inbox-wakeup.service';
+import { lockLines, promoteLineHead, UNFINISHED_STATUSES_SQL, waitsInLine } from './inbox-line';
 import { orderingKeyFor } from './ordering-key';
 import {
   quarantinedOfflineRow,
@@ -34,16 +35,6 @@ export interface OnlineEventInput {
 /** Purges delete in slices of this many rows, so one portal's history never holds one huge lock. */
 const PURGE_SLICE = 5000;
 const EVENT_ID = /^[1-9]\d{0,18}$/;
-/**
- * For the event row `stored_events` of the enclosing statement: an event of the same portal and
- * object that must run before it (earlier and unfinished, or dead: a dead event holds its line
- * until it is replayed or discarded) or is running right now.
- */
-const OTHER_RUN_OF_THE_LINE = `SELECT 1 FROM stored_events p
-  WHERE p.member_id = stored_events.member_id AND p.ordering_key = stored_events.ordering_key
-    AND p.id <> stored_events.id
-    AND ((p.id < stored_events.id AND p.status IN ('pending','failed','dead'))
-         OR p.claim_expires_at > now())`;
 /** What the operator may discard: events that will not run again by themselves. */
 const DISCARDABLE_STATUSES: readonly EventStatus[] = ['dead', 'unhandled'];
 
@@ -96,6 +87,12 @@ export class InboxService {
   ): Promise<number> {
     if (events.length === 0) return 0;
     const rows = events.map(storableOfflineRow);
+    // Held until the drain commits: ids of each line follow commit order (see inbox-line.ts).
+    await lockLines(
+      manager,
+      memberId,
+      rows.map((row) => row.orderingKey),
+    );
     let inserted: InsertedOfflineRow[];
     await manager.query('SAVEPOINT offline_page');
     try {
@@ -144,6 +141,8 @@ export class InboxService {
     rows: readonly StorableOfflineRow[],
   ): Promise<InsertedOfflineRow[]> {
     // One statement for the whole page: arrays unnested server-side, whatever the page size.
+    // A row behind an unfinished event of its line (stored before, or earlier in this page)
+    // waits with no due time; the head of its line is due now (see inbox-line.ts).
     return manager.query(
       `INSERT INTO stored_events
          (member_id, source, queue_id, message_id, process_id, event_name, ordering_key,
@@ -151,11 +150,25 @@ export class InboxService {
        SELECT $1, 'offline', row.queue_id, row.message_id, $2, row.event_name, row.ordering_key,
               row.data::jsonb, row.additional::jsonb, row.bitrix_timestamp,
               CASE WHEN row.unfit IS NULL THEN 'pending' ELSE 'dead' END, row.unfit,
-              CASE WHEN row.unfit IS NULL THEN now() END
-       FROM unnest($3::bigint[], $4::varchar[], $5::varchar[], $6::varchar[], $7::text[],
-                   $8::text[], $9::timestamptz[], $10::text[], $11::int[])
-         AS row(queue_id, message_id, event_name, ordering_key, data, additional,
-                bitrix_timestamp, unfit, position)
+              CASE WHEN row.unfit IS NOT NULL THEN NULL
+                   WHEN row.ordering_key IS NULL THEN now()
+                   WHEN row.place_in_page > 1 THEN NULL
+                   WHEN EXISTS (
+                     SELECT 1 FROM stored_events p
+                     WHERE p.member_id = $1 AND p.ordering_key = row.ordering_key
+                       AND p.status IN ${UNFINISHED_STATUSES_SQL}) THEN NULL
+                   ELSE now() END
+       FROM (
+         SELECT page.*,
+                row_number() OVER (PARTITION BY page.ordering_key ORDER BY page.position)
+                  AS place_in_page
+         FROM unnest($3::bigint[], $4::varchar[], $5::varchar[], $6::varchar[], $7::text[],
+                     $8::text[], $9::timestamptz[], $10::text[], $11::int[])
+           AS page(queue_id, message_id, event_name, ordering_key, data, additional,
+                   bitrix_timestamp, unfit, position)
+         -- Rows stored before (a page read again) take no place in their line.
+         WHERE NOT EXISTS (SELECT 1 FROM stored_events s
+                           WHERE s.member_id = $1 AND s.queue_id = page.queue_id)) AS row
        ORDER BY row.position
        ON CONFLICT (member_id, queue_id) WHERE queue_id IS NOT NULL DO NOTHING
        RETURNING queue_id::text AS queue_id, status`,
@@ -223,21 +236,31 @@ export class InboxService {
     const eventName = input.eventName.toUpperCase();
     // A NUL or a lone surrogate in a form field would make Postgres refuse the event.
     const data = storableJson(input.data);
-    const rows: { id: string }[] = await this.dataSource.query(
-      `INSERT INTO stored_events
-         (member_id, source, dedup_key, event_name, ordering_key, data, bitrix_timestamp)
-       VALUES ($1, 'online', $2, $3, $4, $5::jsonb, $6)
-       ON CONFLICT (member_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-       RETURNING id`,
-      [
-        input.memberId,
-        input.dedupKey,
-        eventName,
-        orderingKeyFor(eventName, data.value),
-        data.json,
-        input.bitrixTimestamp,
-      ],
-    );
+    const orderingKey = orderingKeyFor(eventName, data.value);
+    const insert = (manager: EntityManager): Promise<{ id: string }[]> =>
+      manager.query(
+        `INSERT INTO stored_events
+           (member_id, source, dedup_key, event_name, ordering_key, data, bitrix_timestamp,
+            next_attempt_at)
+         SELECT $1::varchar, 'online', $2::varchar, $3::varchar, $4::varchar, $5::jsonb, $6::timestamptz,
+                CASE WHEN $4::varchar IS NOT NULL AND EXISTS (
+                       SELECT 1 FROM stored_events p
+                       WHERE p.member_id = $1::varchar AND p.ordering_key = $4::varchar
+                         AND p.status IN ${UNFINISHED_STATUSES_SQL}) THEN NULL
+                     ELSE now() END
+         ON CONFLICT (member_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+         RETURNING id`,
+        [input.memberId, input.dedupKey, eventName, orderingKey, data.json, input.bitrixTimestamp],
+      );
+    // An event of an object takes its line's lock first, in a statement of its own, so the insert
+    // that follows sees every event of the line committed before it (see inbox-line.ts).
+    const rows =
+      orderingKey === null
+        ? await insert(this.dataSource.manager)
+        : await this.dataSource.transaction(async (manager) => {
+            await lockLines(manager, input.memberId, [orderingKey]);
+            return insert(manager);
+          });
     if (rows.length > 0) this.announceStored();
     return { stored: rows.length > 0 };
   }
@@ -255,13 +278,13 @@ export class InboxService {
        SET attempts = attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
            run_token = nextval('stored_event_run_token_seq')
        WHERE id = $1 AND (claim_expires_at IS NULL OR claim_expires_at <= now())
-         AND NOT EXISTS (${OTHER_RUN_OF_THE_LINE})
+         AND NOT ${waitsInLine('stored_events')}
        RETURNING id`,
       [eventId, this.processor.claimSeconds()],
     );
     if (claimed.length === 0) {
       const [row]: { waiting: boolean }[] = await this.dataSource.query(
-        `SELECT EXISTS (${OTHER_RUN_OF_THE_LINE}) AS waiting FROM stored_events WHERE stored_events.id = $1`,
+        `SELECT ${waitsInLine('stored_events')} AS waiting FROM stored_events WHERE stored_events.id = $1`,
         [eventId],
       );
       if (!row) throw new StoredEventNotFoundError(eventId);
@@ -286,6 +309,13 @@ export class InboxService {
   async discard(eventId: string): Promise<StoredEventEntity> {
     if (!EVENT_ID.test(eventId)) throw new InvalidEventIdError();
     const discarded = await this.dataSource.transaction(async (manager) => {
+      // The line's lock before the row's, as every writer of a line takes them.
+      const [line]: { member_id: string; ordering_key: string | null }[] = await manager.query(
+        `SELECT member_id, ordering_key FROM stored_events WHERE id = $1`,
+        [eventId],
+      );
+      if (!line) throw new StoredEventNotFoundError(eventId);
+      await lockLines(manager, line.member_id, [line.ordering_key]);
       const [row]: {
         status: EventStatus;
         running: boolean | null;
@@ -314,6 +344,10 @@ export class InboxService {
          VALUES ($1, $2, 'discard', 'discarded', now(), now())`,
         [eventId, row.attempts],
       );
+      // The object's next event, if it waited behind this one, is due now.
+      if (row.ordering_key !== null) {
+        await promoteLineHead(manager, row.member_id, row.ordering_key);
+      }
       return row;
     });
     this.log.info(

@@ -44,6 +44,9 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
 @Index('ix_stored_events_ordering', ['memberId', 'orderingKey', 'id'], {
   where: `"status" IN ('pending','failed','dead') AND "ordering_key" IS NOT NULL`,
 })
+@Index('ix_stored_events_claimed', ['memberId', 'orderingKey'], {
+  where: `"claim_expires_at" IS NOT NULL`,
+})
 export class StoredEventEntity {
   @PrimaryGeneratedColumn({
     name: 'id',
@@ -101,6 +104,10 @@ export class StoredEventEntity {
   @Column({ name: 'last_error', type: 'text', nullable: true })
   lastError: string | null;
 
+  /**
+   * When the event is due. NULL for an event that will not run by itself: dead, finished, or
+   * waiting behind an earlier unfinished event of its object (see inbox-line.ts).
+   */
   @Column({ name: 'next_attempt_at', type: 'timestamptz', nullable: true, default: () => 'now()' })
   nextAttemptAt: Date | null;
 
