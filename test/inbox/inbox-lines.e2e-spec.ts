@@ -156,7 +156,7 @@ describe("the inbox: an object's line", () => {
         `SELECT nextval(pg_get_serial_sequence('stored_events', 'id'))::text AS burnt`,
       );
       const store = (id: string | null, dedupKey: string, claimed: boolean) =>
-        dataSource.query(
+        dataSource.query<{ id: string }[]>(
           `INSERT INTO stored_events (id, member_id, source, dedup_key, event_name, ordering_key,
              data, attempts, claim_expires_at, run_token)
            VALUES (COALESCE($1::bigint, nextval(pg_get_serial_sequence('stored_events', 'id'))),
@@ -165,7 +165,7 @@ describe("the inbox: an object's line", () => {
                    CASE WHEN $5 THEN now() + interval '2 seconds' END, CASE WHEN $5 THEN -1 END)
            RETURNING id::text AS id`,
           [id, memberId, dedupKey, claimed ? 1 : 0, claimed],
-        ) as Promise<{ id: string }[]>;
+        );
       const [later] = await store(null, 'late-id-b', true);
       const [earlier] = await store(burnt, 'late-id-a', false);
       inbox.eventsCommitted();
@@ -256,8 +256,11 @@ describe("the inbox: an object's line", () => {
       await runner.connect();
       try {
         await runner.startTransaction();
-        const [{ 'QUERY PLAN': plans }]: { 'QUERY PLAN': { Plan: PlanNode }[] }[] =
-          await runner.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${CLAIM_DUE_SQL}`, [10, 30, 5]);
+        const explained = (await runner.query(
+          `EXPLAIN (ANALYZE, FORMAT JSON) ${CLAIM_DUE_SQL}`,
+          [10, 30, 5],
+        )) as { 'QUERY PLAN': { Plan: PlanNode }[] }[];
+        const plans = explained[0]['QUERY PLAN'];
         await runner.rollbackTransaction();
         const plan = plans[0].Plan;
         let checks = 0;
