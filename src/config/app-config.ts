@@ -133,7 +133,8 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       testPauseAt: schema.DRAIN_TEST_PAUSE_AT,
     },
     robots: {
-      answerTestPauseAt: schema.ROBOT_ANSWER_TEST_PAUSE_AT as AppConfig['robots']['answerTestPauseAt'],
+      answerTestPauseAt:
+        schema.ROBOT_ANSWER_TEST_PAUSE_AT as AppConfig['robots']['answerTestPauseAt'],
     },
     inbox: {
       maxAttempts: schema.INBOX_MAX_ATTEMPTS,

@@ -24,7 +24,11 @@ export type EventKind = (typeof EVENT_KINDS)[number];
  * A robot run's answer: `not_required` (the robot does not wait, use_subscription=N),
  * `waiting_for_run` (it waits, the handler has not succeeded yet), then the answer's own states.
  */
-export const ROBOT_ANSWER_STATUSES = ['not_required', 'waiting_for_run', ...ROBOT_ANSWER_STATES] as const;
+export const ROBOT_ANSWER_STATUSES = [
+  'not_required',
+  'waiting_for_run',
+  ...ROBOT_ANSWER_STATES,
+] as const;
 export type RobotAnswerStatus = 'not_required' | 'waiting_for_run' | RobotAnswerState;
 export const EVENT_ORDERS = ['desc', 'asc'] as const;
 export type EventOrder = (typeof EVENT_ORDERS)[number];
@@ -54,7 +58,7 @@ export class ListEventsQueryDto extends PageQueryDto {
   @ApiPropertyOptional({
     example: 'ONCRMDEALUPDATE',
     description:
-      'Case-insensitive (event names are stored upper-case); a robot\'s runs are `ROBOT:<CODE>`',
+      "Case-insensitive (event names are stored upper-case); a robot's runs are `ROBOT:<CODE>`",
   })
   @IsOptional()
   @Transform(({ value }: { value: unknown }) =>
@@ -143,7 +147,7 @@ export class EventDto {
   @ApiProperty({ description: 'Decimal bigint' })
   id: string;
 
-  @ApiProperty({ enum: EVENT_KINDS, description: '`robot`: a run of one of the app\'s robots' })
+  @ApiProperty({ enum: EVENT_KINDS, description: "`robot`: a run of one of the app's robots" })
   kind: EventKind;
 
   @ApiProperty()
