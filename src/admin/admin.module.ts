@@ -18,6 +18,7 @@ import { AdminPortalActions } from './portals/admin-portal-actions.service';
 import { AdminPortalsQueries } from './portals/admin-portals.queries';
 import { AdminStatsController } from './stats/admin-stats.controller';
 import { AdminStatsQueries } from './stats/admin-stats.queries';
+import { RobotAnswerEntity } from '../robots/robot-answer.entity';
 
 /**
  * The operator's REST API under /admin (see PRODUCT.md). Reads query the tables directly; actions
@@ -33,6 +34,7 @@ import { AdminStatsQueries } from './stats/admin-stats.queries';
       EventAttemptEntity,
       OfflineQueueStateEntity,
       DrainBatchEntity,
+      RobotAnswerEntity,
     ]),
   ],
   controllers: [AdminPortalsController, AdminEventsController, AdminStatsController],

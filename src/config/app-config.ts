@@ -38,6 +38,10 @@ export class AppConfig {
     /** Test-only fault hook (`<point>:<page>`): the drain stops there so a test can SIGKILL it. */
     testPauseAt: string | undefined;
   };
+  readonly robots: {
+    /** Test-only fault hook (`before-send` | `after-send`): the answer's sender stops there. */
+    answerTestPauseAt: 'before-send' | 'after-send' | undefined;
+  };
   readonly inbox: {
     maxAttempts: number;
     concurrency: number;
@@ -127,6 +131,10 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       retryBaseMs: schema.DRAIN_RETRY_BASE_MS,
       retryCapMs: Math.max(schema.DRAIN_RETRY_CAP_MS, schema.DRAIN_RETRY_BASE_MS),
       testPauseAt: schema.DRAIN_TEST_PAUSE_AT,
+    },
+    robots: {
+      answerTestPauseAt:
+        schema.ROBOT_ANSWER_TEST_PAUSE_AT as AppConfig['robots']['answerTestPauseAt'],
     },
     inbox: {
       maxAttempts: schema.INBOX_MAX_ATTEMPTS,

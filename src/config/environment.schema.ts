@@ -251,6 +251,24 @@ export class EnvironmentSchema {
   })
   DRAIN_TEST_PAUSE_AT?: string;
 
+  /**
+   * Test-only: a robot answer's sender pauses `before-send` (the run committed, bizproc.event.send
+   * not called) or `after-send` (Bitrix24 took the answer, not yet recorded as sent) and logs it.
+   */
+  @IsOptional()
+  @IsIn(['before-send', 'after-send'], {
+    message: 'ROBOT_ANSWER_TEST_PAUSE_AT must be before-send or after-send',
+  })
+  @ValidateBy({
+    name: 'notInProduction',
+    validator: {
+      validate: (_value, args) => (args?.object as EnvironmentSchema).NODE_ENV !== 'production',
+      defaultMessage: () =>
+        'ROBOT_ANSWER_TEST_PAUSE_AT is a test hook, refused when NODE_ENV=production',
+    },
+  })
+  ROBOT_ANSWER_TEST_PAUSE_AT?: string;
+
   @Transform(toInt)
   @IsInt()
   @Min(60)

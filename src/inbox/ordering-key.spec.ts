@@ -20,6 +20,12 @@ describe('orderingKeyFor', () => {
     expect(orderingKeyFor('ONCRMDEALUPDATE', { FIELDS: { ID: { nested: 1 } } })).toBeNull();
   });
 
+  it('keeps robot runs out of every line, even one named like an object event or naming a deal', () => {
+    const run = { document_id: ['crm', 'CCrmDocumentDeal', 'DEAL_12'], FIELDS: { ID: '12' } };
+    expect(orderingKeyFor('ROBOT:SEND_INVOICE', run)).toBeNull();
+    expect(orderingKeyFor('ROBOT:ONCRMDEALUPDATE', run)).toBeNull();
+  });
+
   it('puts a deal moved to another funnel in the same line as its updates', () => {
     expect(
       orderingKeyFor('ONCRMDEALMOVETOCATEGORY', {

@@ -6,6 +6,8 @@ const OBJECT_EVENT = /^ON([A-Z0-9_]+?)(ADD|UPDATE|DELETE|MOVETOCATEGORY)(?:_(\d{
 /** Smart-process items: one line per type and item (`crm.item` ids are unique per type only). */
 const DYNAMIC_ITEM_ENTITY = 'CRMDYNAMICITEM';
 const MAX_ORDERING_KEY_LENGTH = 200;
+/** The inbox's name for robot runs (src/robots/robot-form.ts), kept out of every object's line. */
+const ROBOT_RUN_PREFIX = 'ROBOT:';
 
 function fieldsId(value: unknown): string | null {
   if (typeof value !== 'object' || value === null) return null;
@@ -32,8 +34,13 @@ function typeIdOf(data: unknown): string | null {
  * - Smart-process items: ONCRMDYNAMICITEMUPDATE (with data.FIELDS.ENTITY_TYPE_ID) and the per-type
  *   ONCRMDYNAMICITEMUPDATE_128 share `CRMDYNAMICITEM_128:7`.
  * Events that name no object (no such id) get null: they are handled in any order, side by side.
+ * Robot runs (`ROBOT:<CODE>`) get null too, though they name a document: Bitrix24 runs a stage's
+ * robots side by side and starts a robot after a waiting one only once it was answered, and a run
+ * held behind its deal's events (a backlog, or a dead one holding the line until an operator acts)
+ * would outlive the robot's wait. See docs/bitrix24/robots.md, "Ordering".
  */
 export function orderingKeyFor(eventName: string, data: unknown): string | null {
+  if (eventName.startsWith(ROBOT_RUN_PREFIX)) return null;
   const match = OBJECT_EVENT.exec(eventName.toUpperCase());
   if (!match) return null;
   const [, baseEntity, , suffix] = match;

@@ -41,6 +41,11 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
 @Index('ix_stored_events_event_name', ['eventName', 'id'])
 @Index('ix_stored_events_status', ['status', 'id'])
 @Index('ix_stored_events_received_at', ['receivedAt'])
+// Robot runs (a small share of the rows), listed by kind in the admin API.
+@Index('ix_stored_events_robot_runs', ['id'], { where: `"event_name" LIKE 'ROBOT:%'` })
+@Index('ix_stored_events_member_robot_runs', ['memberId', 'id'], {
+  where: `"event_name" LIKE 'ROBOT:%'`,
+})
 @Index('ix_stored_events_ordering', ['memberId', 'orderingKey', 'id'], {
   where: `"status" IN ('pending','failed','dead') AND "ordering_key" IS NOT NULL`,
 })

@@ -40,6 +40,13 @@ export class RobotAnswerEntity {
   @Column({ name: 'claimed_until', type: 'timestamptz', nullable: true })
   claimedUntil: Date | null;
 
+  /**
+   * An earlier send may have reached Bitrix24 (its sender died mid-send, or its answer was lost):
+   * a refusal of the resend then means the run was already answered.
+   */
+  @Column({ name: 'delivery_uncertain', type: 'boolean', default: false })
+  deliveryUncertain: boolean;
+
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' })
   createdAt: Date;
 

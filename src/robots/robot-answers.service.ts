@@ -3,10 +3,13 @@ import type { Logger } from 'pino';
 import { DataSource, EntityManager } from 'typeorm';
 import { Bitrix24ApiError } from '../bitrix24/bitrix24-api.error';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
+import { Bitrix24OutcomeUnknownError } from '../bitrix24/portal-client';
 import type { StoredEventEntity } from '../inbox/stored-event.entity';
 import { AppLogger } from '../logging/app-logger';
 import type { RobotAnswer } from './bitrix24-robot.decorator';
+import { RobotAnswerPausePoint } from './robot-answer-pause-point';
 import type { RobotAnswerState } from './robot-answer.entity';
+import { RobotAnswerMetrics } from './robot-answers.metrics';
 import type { StoredRobotForm } from './robot-form';
 
 /** A sender holds an answer this long; one that died mid-send is taken over afterwards. */
@@ -22,6 +25,15 @@ interface ClaimedAnswer {
   log_message: string | null;
   late: boolean;
   attempts: number;
+  delivery_uncertain: boolean;
+}
+
+/**
+ * Bitrix24 refuses a second answer for a token (the emulator: ACCESS_DENIED; the docs name no
+ * code). After a send that may have arrived, such a refusal means the run was answered.
+ */
+function refusedAsAnswered(error: unknown): error is Bitrix24ApiError {
+  return error instanceof Bitrix24ApiError && error.category === 'caller';
 }
 
 function answerOf(result: unknown): RobotAnswer {
@@ -44,6 +56,8 @@ export class RobotAnswers {
   constructor(
     private readonly dataSource: DataSource,
     private readonly bitrix24: Bitrix24Client,
+    private readonly metrics: RobotAnswerMetrics,
+    private readonly pausePoint: RobotAnswerPausePoint,
     appLogger: AppLogger,
   ) {
     this.log = appLogger.child('robots');
@@ -78,19 +92,22 @@ export class RobotAnswers {
   /**
    * Claims the answer (pending, or a sending whose sender died) with a conditional UPDATE and
    * sends it; null when someone else has it or it is settled. Past the robot's deadline it is
-   * recorded as too late and not sent.
+   * recorded as too late and not sent. Taking over a dead sender's claim marks the delivery
+   * uncertain: that sender may have been answered by Bitrix24 before it died.
    */
   async send(eventId: string): Promise<RobotAnswerState | null> {
+    await this.pausePoint.reached('before-send', eventId);
     const [claimed]: [ClaimedAnswer[], number] = await this.dataSource.query(
       `UPDATE robot_answers a
        SET state = 'sending', attempts = a.attempts + 1,
-           claimed_until = now() + make_interval(secs => $2)
+           claimed_until = now() + make_interval(secs => $2),
+           delivery_uncertain = a.delivery_uncertain OR a.state = 'sending'
        FROM stored_events e
        WHERE a.event_id = $1 AND e.id = a.event_id
          AND (a.state = 'pending' OR (a.state = 'sending' AND a.claimed_until < now()))
        RETURNING e.member_id, e.data->>'event_token' AS event_token, a.return_values,
                  a.log_message, (a.deadline_at IS NOT NULL AND a.deadline_at < now()) AS late,
-                 a.attempts`,
+                 a.attempts, a.delivery_uncertain`,
       [eventId, CLAIM_SECONDS],
     );
     const answer = claimed[0];
@@ -103,6 +120,7 @@ export class RobotAnswers {
         'too_late',
         'the robot stopped waiting before the answer',
       );
+      this.metrics.counted('too_late');
       this.log.warn({ memberId, eventId }, 'robot answer too late: not sent');
       return 'too_late';
     }
@@ -113,18 +131,33 @@ export class RobotAnswers {
         ...(answer.log_message === null ? {} : { LOG_MESSAGE: answer.log_message }),
       });
     } catch (error) {
-      const retry =
-        attempts < MAX_ANSWER_ATTEMPTS &&
-        !(error instanceof Bitrix24ApiError && error.category === 'caller');
       const reason = (error instanceof Error ? error.message : String(error)).slice(
         0,
         MAX_ERROR_LENGTH,
       );
-      await this.settle(eventId, attempts, retry ? 'pending' : 'failed', reason);
+      if (answer.delivery_uncertain && refusedAsAnswered(error)) {
+        // Not a failure to retry: Bitrix24 holds the answer an earlier send gave it.
+        await this.settle(eventId, attempts, 'sent', `already answered: ${reason}`);
+        this.metrics.counted('already_answered');
+        this.log.info(
+          { memberId, eventId, attempts, error: error.bitrixCode },
+          'robot answer resend refused: taken as already answered',
+        );
+        return 'sent';
+      }
+      // A lost answer or a 5xx: Bitrix24 may have taken it (the client does not resend a send).
+      const uncertain = error instanceof Bitrix24OutcomeUnknownError;
+      const retry =
+        attempts < MAX_ANSWER_ATTEMPTS &&
+        !(error instanceof Bitrix24ApiError && error.category === 'caller');
+      await this.settle(eventId, attempts, retry ? 'pending' : 'failed', reason, uncertain);
+      this.metrics.counted(retry ? 'retry' : 'failed');
       this.log.warn({ memberId, eventId, attempts, retry, error: reason }, 'robot answer refused');
       return retry ? 'pending' : 'failed';
     }
+    await this.pausePoint.reached('after-send', eventId);
     await this.settle(eventId, attempts, 'sent', null);
+    this.metrics.counted('sent');
     this.log.info({ memberId, eventId }, 'robot answered');
     return 'sent';
   }
@@ -140,19 +173,24 @@ export class RobotAnswers {
     return rows.map((row) => row.event_id);
   }
 
-  /** The claim's attempt number fences the write: a sender whose claim was taken over writes nothing. */
+  /**
+   * The claim's attempt number fences the write: a sender whose claim was taken over writes
+   * nothing. `uncertain`: this send failed in a way that may still have delivered it.
+   */
   private async settle(
     eventId: string,
     attempts: number,
     state: RobotAnswerState,
     error: string | null,
+    uncertain = false,
   ): Promise<void> {
     await this.dataSource.query(
       `UPDATE robot_answers
        SET state = $3::varchar, error = $4, claimed_until = NULL,
-           sent_at = CASE WHEN $3::varchar = 'sent' THEN now() ELSE sent_at END
+           sent_at = CASE WHEN $3::varchar = 'sent' THEN now() ELSE sent_at END,
+           delivery_uncertain = delivery_uncertain OR $5
        WHERE event_id = $1 AND attempts = $2 AND state = 'sending'`,
-      [eventId, attempts, state, error],
+      [eventId, attempts, state, error, uncertain],
     );
   }
 }

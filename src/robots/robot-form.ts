@@ -14,9 +14,16 @@ export interface StoredRobotForm {
   readonly timeout_duration: number;
 }
 
+/** Robot runs are stored in the inbox under `ROBOT:<CODE>`; no Bitrix24 event name has a colon. */
+export const ROBOT_EVENT_PREFIX = 'ROBOT:';
+
 /** Robot runs are stored in the inbox under this event name. */
 export function robotEventName(code: string): string {
-  return `ROBOT:${code.toUpperCase()}`;
+  return `${ROBOT_EVENT_PREFIX}${code.toUpperCase()}`;
+}
+
+export function isRobotEventName(eventName: string): boolean {
+  return eventName.startsWith(ROBOT_EVENT_PREFIX);
 }
 
 const TOKEN = /^[\x21-\x7e]{1,512}$/;

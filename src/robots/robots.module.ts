@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { WebhooksModule } from '../webhooks/webhooks.module';
+import { RobotAnswerPausePoint } from './robot-answer-pause-point';
 import { RobotAnswerSweeper } from './robot-answer-sweeper';
+import { RobotAnswerMetrics } from './robot-answers.metrics';
 import { RobotAnswers } from './robot-answers.service';
 import { RobotRegistry } from './robot-registry.service';
 import { RobotSync } from './robot-sync.service';
@@ -15,7 +17,15 @@ import { RobotsController } from './robots.controller';
 @Module({
   imports: [DiscoveryModule, WebhooksModule],
   controllers: [RobotsController],
-  providers: [RobotRegistry, RobotSync, RobotAnswers, RobotWebhookService, RobotAnswerSweeper],
+  providers: [
+    RobotRegistry,
+    RobotSync,
+    RobotAnswers,
+    RobotAnswerMetrics,
+    RobotAnswerPausePoint,
+    RobotWebhookService,
+    RobotAnswerSweeper,
+  ],
   exports: [RobotSync, RobotAnswers],
 })
 export class RobotsModule {}

@@ -112,6 +112,7 @@ describe('admin API documentation', () => {
     expect(parameters.map((parameter) => parameter.name).sort()).toEqual([
       'cursor',
       'eventName',
+      'kind',
       'limit',
       'memberId',
       'order',

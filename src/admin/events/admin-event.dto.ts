@@ -8,13 +8,28 @@ import {
   type EventSource,
   type EventStatus,
 } from '../../inbox/stored-event.entity';
+import { ROBOT_ANSWER_STATES, type RobotAnswerState } from '../../robots/robot-answer.entity';
 import { PageQueryDto } from '../pagination/page-query.dto';
 import { MEMBER_ID_PATTERN } from '../portals/admin-portal.dto';
 
 /** Stored event ids are Postgres bigints, positive, written in decimal. */
 export const EVENT_ID_PATTERN = /^[1-9][0-9]{0,18}$/;
 const MAX_BIGINT = 9223372036854775807n;
-const EVENT_NAME_PATTERN = /^[A-Za-z0-9_.]{1,128}$/;
+/** A Bitrix24 event name, or a robot's runs: `ROBOT:<code>` (codes allow `-` too). */
+const EVENT_NAME_PATTERN = /^(?:[A-Za-z0-9_.]{1,128}|ROBOT:[A-Za-z0-9_.-]{1,128})$/;
+/** `robot`: runs of the app's robots (stored as `ROBOT:<code>`); `event`: everything else. */
+export const EVENT_KINDS = ['event', 'robot'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+/**
+ * A robot run's answer: `not_required` (the robot does not wait, use_subscription=N),
+ * `waiting_for_run` (it waits, the handler has not succeeded yet), then the answer's own states.
+ */
+export const ROBOT_ANSWER_STATUSES = [
+  'not_required',
+  'waiting_for_run',
+  ...ROBOT_ANSWER_STATES,
+] as const;
+export type RobotAnswerStatus = 'not_required' | 'waiting_for_run' | RobotAnswerState;
 export const EVENT_ORDERS = ['desc', 'asc'] as const;
 export type EventOrder = (typeof EVENT_ORDERS)[number];
 
@@ -42,14 +57,25 @@ export class ListEventsQueryDto extends PageQueryDto {
 
   @ApiPropertyOptional({
     example: 'ONCRMDEALUPDATE',
-    description: 'Case-insensitive (event names are stored upper-case)',
+    description:
+      "Case-insensitive (event names are stored upper-case); a robot's runs are `ROBOT:<CODE>`",
   })
   @IsOptional()
   @Transform(({ value }: { value: unknown }) =>
     typeof value === 'string' ? value.toUpperCase() : value,
   )
-  @Matches(EVENT_NAME_PATTERN, { message: 'eventName must be 1-128 letters, digits, _ or .' })
+  @Matches(EVENT_NAME_PATTERN, {
+    message: 'eventName must be 1-128 letters, digits, _ or ., or ROBOT:<robot code>',
+  })
   eventName?: string;
+
+  @ApiPropertyOptional({
+    enum: EVENT_KINDS,
+    description: '`robot`: robot runs only; `event`: Bitrix24 events only; unset: both',
+  })
+  @IsOptional()
+  @IsIn(EVENT_KINDS, { message: `kind must be one of ${EVENT_KINDS.join(', ')}` })
+  kind?: EventKind;
 
   @ApiPropertyOptional({ enum: EVENT_STATUSES })
   @IsOptional()
@@ -87,9 +113,42 @@ export class ListEventsQueryDto extends PageQueryDto {
   order: EventOrder = 'desc';
 }
 
+export class RobotAnswerDto {
+  @ApiProperty({
+    enum: ROBOT_ANSWER_STATUSES,
+    description:
+      '`not_required`: the robot does not wait for an answer. `waiting_for_run`: it waits, the ' +
+      'handler has not succeeded yet. `pending`: recorded, to be sent. `sending`: a sender holds ' +
+      'it. `sent`: Bitrix24 took it (or refused a resend after an earlier send may have arrived: ' +
+      '`error` then starts with "already answered"). `too_late`: not sent, the robot had stopped ' +
+      'waiting. `failed`: Bitrix24 refused it, or it was refused too many times.',
+  })
+  state: RobotAnswerStatus;
+
+  @ApiProperty({ description: 'bizproc.event.send attempts so far' })
+  attempts: number;
+
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'When the robot stops waiting (ts + timeout_duration); null: no limit',
+  })
+  deadlineAt: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  sentAt: string | null;
+
+  @ApiProperty({ type: String, nullable: true, description: 'The last refusal' })
+  error: string | null;
+}
+
 export class EventDto {
   @ApiProperty({ description: 'Decimal bigint' })
   id: string;
+
+  @ApiProperty({ enum: EVENT_KINDS, description: "`robot`: a run of one of the app's robots" })
+  kind: EventKind;
 
   @ApiProperty()
   memberId: string;
@@ -145,6 +204,13 @@ export class EventDto {
 
   @ApiProperty({ type: String, format: 'date-time', nullable: true })
   processedAt: string | null;
+
+  @ApiProperty({
+    type: RobotAnswerDto,
+    nullable: true,
+    description: "A robot run's answer to Bitrix24; null for events",
+  })
+  robotAnswer: RobotAnswerDto | null;
 }
 
 export class EventPageDto {

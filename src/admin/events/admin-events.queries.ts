@@ -1,8 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
+import { In, Repository } from 'typeorm';
 import { EventAttemptEntity } from '../../inbox/event-attempt.entity';
 import { StoredEventEntity } from '../../inbox/stored-event.entity';
+import { RobotAnswerEntity } from '../../robots/robot-answer.entity';
+import {
+  isRobotEventName,
+  ROBOT_EVENT_PREFIX,
+  type StoredRobotForm,
+} from '../../robots/robot-form';
 import { EventNotFoundError, InvalidFilterError } from '../admin.errors';
 import { KeysetCursor } from '../pagination/keyset-cursor';
 import { Page, toPage } from '../pagination/page-query.dto';
@@ -12,12 +18,19 @@ import {
   EventDetailDto,
   EventDto,
   ListEventsQueryDto,
+  RobotAnswerDto,
 } from './admin-event.dto';
 import { maskCredentials } from './credential-masking';
 
 const HISTORY_LIMIT = 200;
 
 const iso = (moment: Date | null): string | null => moment?.toISOString() ?? null;
+
+/**
+ * A literal, not a parameter, so the planner matches the partial indexes on robot runs
+ * (ix_stored_events_robot_runs, ix_stored_events_member_robot_runs).
+ */
+const ROBOT_RUN = `event.eventName LIKE '${ROBOT_EVENT_PREFIX}%'`;
 
 /** Postgres has no year 0 and JavaScript no year 10000: keep filters where both agree. */
 const EARLIEST = Date.UTC(1970, 0, 1);
@@ -42,6 +55,8 @@ export class AdminEventsQueries {
     @InjectRepository(StoredEventEntity) private readonly events: Repository<StoredEventEntity>,
     @InjectRepository(EventAttemptEntity)
     private readonly attempts: Repository<EventAttemptEntity>,
+    @InjectRepository(RobotAnswerEntity)
+    private readonly robotAnswers: Repository<RobotAnswerEntity>,
   ) {}
 
   /**
@@ -61,6 +76,7 @@ export class AdminEventsQueries {
         query.eventName ?? null,
         query.status ?? null,
         query.source ?? null,
+        query.kind ?? null,
         since?.toISOString() ?? null,
         until?.toISOString() ?? null,
         query.order,
@@ -81,31 +97,35 @@ export class AdminEventsQueries {
       builder.andWhere('event.eventName = :eventName', { eventName: query.eventName });
     if (query.status) builder.andWhere('event.status = :status', { status: query.status });
     if (query.source) builder.andWhere('event.source = :source', { source: query.source });
+    if (query.kind === 'robot') builder.andWhere(ROBOT_RUN);
+    if (query.kind === 'event') builder.andWhere(`NOT (${ROBOT_RUN})`);
     if (since) builder.andWhere('event.receivedAt >= :since', { since });
     if (until) builder.andWhere('event.receivedAt < :until', { until });
     if (after !== undefined) {
       builder.andWhere(descending ? 'event.id < :after' : 'event.id > :after', { after });
     }
     const rows = await builder.getMany();
+    const answers = await this.answersOf(rows);
     return toPage(
       rows,
       query.limit,
       (event) => event.id,
       (key) => cursor.encode(key),
-      (event) => this.present(event),
+      (event) => this.present(event, answers),
     );
   }
 
   async detail(id: string): Promise<EventDetailDto> {
     const event = await this.events.findOneBy({ id });
     if (!event) throw new EventNotFoundError(id);
+    const answers = await this.answersOf([event]);
     const history = await this.attempts.find({
       where: { eventId: id },
       order: { id: 'DESC' },
       take: HISTORY_LIMIT,
     });
     return {
-      ...this.present(event),
+      ...this.present(event, answers),
       processId: event.processId,
       orderingKey: event.orderingKey,
       additional: maskCredentials(event.additional ?? null),
@@ -121,9 +141,44 @@ export class AdminEventsQueries {
     };
   }
 
-  private present(event: StoredEventEntity): EventDto {
+  /** The answers of the robot runs among `events`, by primary key. */
+  private async answersOf(events: StoredEventEntity[]): Promise<Map<string, RobotAnswerEntity>> {
+    const ids = events.filter((event) => isRobotEventName(event.eventName)).map((e) => e.id);
+    if (ids.length === 0) return new Map();
+    const rows = await this.robotAnswers.findBy({ eventId: In(ids) });
+    return new Map(rows.map((row) => [row.eventId, row]));
+  }
+
+  private robotAnswer(
+    event: StoredEventEntity,
+    answers: Map<string, RobotAnswerEntity>,
+  ): RobotAnswerDto {
+    const answer = answers.get(event.id);
+    if (answer !== undefined) {
+      return {
+        state: answer.state,
+        attempts: answer.attempts,
+        deadlineAt: iso(answer.deadlineAt),
+        sentAt: iso(answer.sentAt),
+        error: answer.error,
+      };
+    }
+    // The answer is recorded with the handler's first success; before that there is no row.
+    const waits = (event.data as StoredRobotForm | null)?.use_subscription === 'Y';
+    return {
+      state: waits ? 'waiting_for_run' : 'not_required',
+      attempts: 0,
+      deadlineAt: null,
+      sentAt: null,
+      error: null,
+    };
+  }
+
+  private present(event: StoredEventEntity, answers: Map<string, RobotAnswerEntity>): EventDto {
+    const robot = isRobotEventName(event.eventName);
     return {
       id: event.id,
+      kind: robot ? 'robot' : 'event',
       memberId: event.memberId,
       source: event.source,
       queueId: event.queueId,
@@ -137,6 +192,7 @@ export class AdminEventsQueries {
       lastError: event.lastError,
       nextAttemptAt: iso(event.nextAttemptAt),
       processedAt: iso(event.processedAt),
+      robotAnswer: robot ? this.robotAnswer(event, answers) : null,
     };
   }
 }
