@@ -36,7 +36,9 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
   unique: true,
   where: '"dedup_key" IS NOT NULL',
 })
-@Index('ix_stored_events_due', ['nextAttemptAt'], { where: `"status" IN ('pending','failed')` })
+@Index('ix_stored_events_due', ['nextAttemptAt', 'id'], {
+  where: `"status" IN ('pending','failed')`,
+})
 @Index('ix_stored_events_member_id', ['memberId', 'id'])
 @Index('ix_stored_events_event_name', ['eventName', 'id'])
 @Index('ix_stored_events_status', ['status', 'id'])
