@@ -10,6 +10,7 @@ import { InboxRunFencing1796100000000 } from './1796100000000-InboxRunFencing';
 import { AppLifecycle1796600000000 } from './1796600000000-AppLifecycle';
 import { PortalPlacements1796900000000 } from './1796900000000-PortalPlacements';
 import { Robots1797000000000 } from './1797000000000-Robots';
+import { PortalSearch1797100000000 } from './1797100000000-PortalSearch';
 import { InboxDeadHoldsTheLine1796800000000 } from './1796800000000-InboxDeadHoldsTheLine';
 import { SharedLimits1796700000000 } from './1796700000000-SharedLimits';
 
@@ -28,4 +29,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   Robots1797000000000,
   InboxDeadHoldsTheLine1796800000000,
   SharedLimits1796700000000,
+  PortalSearch1797100000000,
 ];
