@@ -65,6 +65,7 @@ loginForm.addEventListener('submit', async (event) => {
     tokenInput.value = '';
     await route();
   } catch (error) {
+    tokenInput.value = '';
     loginError.textContent =
       error.status === 401
         ? 'Wrong token: the admin API refused it.'
