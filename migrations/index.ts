@@ -12,6 +12,7 @@ import { PortalPlacements1796900000000 } from './1796900000000-PortalPlacements'
 import { Robots1797000000000 } from './1797000000000-Robots';
 import { InboxLineHeads1797400000000 } from './1797400000000-InboxLineHeads';
 import { RobotAnswersSeenByOperators1797200000000 } from './1797200000000-RobotAnswersSeenByOperators';
+import { PortalSearch1797100000000 } from './1797100000000-PortalSearch';
 import { InboxDeadHoldsTheLine1796800000000 } from './1796800000000-InboxDeadHoldsTheLine';
 import { SharedLimits1796700000000 } from './1796700000000-SharedLimits';
 
@@ -32,4 +33,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   SharedLimits1796700000000,
   InboxLineHeads1797400000000,
   RobotAnswersSeenByOperators1797200000000,
+  PortalSearch1797100000000,
 ];

@@ -3,6 +3,7 @@ import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import qs from 'qs';
+import { setupAdminConsole } from './admin/console/admin-console';
 import { setupAdminDocs } from './admin/docs/admin-docs';
 import { AppModule, AppModuleOptions } from './app.module';
 import { ErrorResponseFilter } from './errors/error-response.filter';
@@ -77,5 +78,6 @@ export async function createApp(options: AppModuleOptions): Promise<NestFastifyA
   );
 
   setupAdminDocs(app);
+  setupAdminConsole(app);
   return app;
 }

@@ -27,6 +27,10 @@ export interface BoundPlacement {
 )
 @Check('ck_portals_delivery_mode', `"delivery_mode" IN ('exactly-once','at-most-once')`)
 @Index('ix_portals_status_member_id', ['status', 'memberId'])
+@Index('ix_portals_delivery_mode_member_id', ['deliveryMode', 'memberId'])
+// Expression indexes (text_pattern_ops) of the admin search: made by migration 1797100000000.
+@Index('ix_portals_domain_prefix', { synchronize: false })
+@Index('ix_portals_member_id_prefix', { synchronize: false })
 @Index('ix_portals_license_check_due_at', ['licenseCheckDueAt'], { where: `"status" = 'active'` })
 export class PortalEntity {
   @PrimaryColumn({

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, Matches } from 'class-validator';
+import { Transform } from 'class-transformer';
 import {
   DELIVERY_MODES,
   PLAN_STATUSES,
@@ -14,6 +15,9 @@ import { EventStatusCountsDto } from '../stats/admin-stats.dto';
 
 /** Bitrix24 member ids are 32 hex digits; anything outside this alphabet is refused up front. */
 export const MEMBER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** What a portal search may contain: the alphabet of host names (with a port) and member ids. */
+export const PORTAL_SEARCH_PATTERN = /^[A-Za-z0-9_.:-]{1,255}$/;
 
 export class MemberIdParamsDto {
   @ApiProperty({ description: "The portal's member_id", pattern: MEMBER_ID_PATTERN.source })
@@ -34,6 +38,28 @@ export class ListPortalsQueryDto extends PageQueryDto {
   @IsOptional()
   @IsIn(LICENSE_STATES, { message: `license must be one of ${LICENSE_STATES.join(', ')}` })
   license?: LicenseState;
+
+  @ApiPropertyOptional({
+    enum: DELIVERY_MODES,
+    description: 'Only portals drained this way (`at-most-once`: without rest_offline_extended)',
+  })
+  @IsOptional()
+  @IsIn(DELIVERY_MODES, { message: `deliveryMode must be one of ${DELIVERY_MODES.join(', ')}` })
+  deliveryMode?: DeliveryMode;
+
+  @ApiPropertyOptional({
+    description:
+      'Search: portals whose domain starts with this text (case-insensitive) or whose member_id ' +
+      'starts with it. Both are prefix matches served by indexes.',
+    pattern: PORTAL_SEARCH_PATTERN.source,
+    example: 'acme',
+  })
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value))
+  @Matches(PORTAL_SEARCH_PATTERN, {
+    message: 'q must be 1-255 letters, digits, _ . : or -',
+  })
+  q?: string;
 }
 
 export class BoundEventDto {
@@ -223,6 +249,13 @@ export class PortalSummaryDto {
 
   @ApiProperty({ type: DrainHealthDto })
   drainHealth: DrainHealthDto;
+
+  @ApiProperty({
+    description:
+      'Queue lag: seconds a requested drain has been waiting to start; 0 when none waits ' +
+      '(the same figure as `queue.lagSeconds` of the detail)',
+  })
+  lagSeconds: number;
 
   @ApiProperty({
     type: String,

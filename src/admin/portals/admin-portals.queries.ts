@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { In, Repository } from 'typeorm';
+import { Brackets, In, Repository } from 'typeorm';
 import { EVENT_STATUSES, StoredEventEntity } from '../../inbox/stored-event.entity';
 import { DrainBatchEntity } from '../../offline-queue/drain-batch.entity';
 import { OfflineQueueStateEntity } from '../../offline-queue/offline-queue-state.entity';
@@ -33,6 +33,9 @@ interface TokenExpiryRow extends TokenTimestamps {
   generation: number;
 }
 
+/** LIKE's wildcards and escape character taken literally (backslash is LIKE's default escape). */
+const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (match) => `\\${match}`);
+
 const iso = (moment: Date | null): string | null => moment?.toISOString() ?? null;
 
 /** Read side of the admin API for portals: plain queries against the lifecycle and drain tables. */
@@ -52,7 +55,8 @@ export class AdminPortalsQueries {
   /** Portals ordered by member_id; the keyset makes pages stable while portals are installed. */
   async list(query: ListPortalsQueryDto): Promise<Page<PortalSummaryDto>> {
     const cursor = new KeysetCursor(
-      `portals|status=${query.status ?? ''}|license=${query.license ?? ''}`,
+      `portals|status=${query.status ?? ''}|license=${query.license ?? ''}` +
+        `|deliveryMode=${query.deliveryMode ?? ''}|q=${query.q ?? ''}`,
       MEMBER_ID_PATTERN,
     );
     const after = query.cursor === undefined ? undefined : cursor.decode(query.cursor);
@@ -62,6 +66,22 @@ export class AdminPortalsQueries {
       .limit(query.limit + 1);
     if (query.status) builder.andWhere('portal.status = :status', { status: query.status });
     if (query.license) builder.andWhere(licenseStateCondition(query.license, 'portal'));
+    if (query.deliveryMode) {
+      builder.andWhere('portal.deliveryMode = :deliveryMode', { deliveryMode: query.deliveryMode });
+    }
+    if (query.q) {
+      // Prefix matches, each served by its own text_pattern_ops index (BitmapOr of the two).
+      const prefix = `${escapeLike(query.q)}%`;
+      builder.andWhere(
+        new Brackets((search) =>
+          search
+            .where('lower(portal.domain) LIKE :domainPrefix', {
+              domainPrefix: prefix.toLowerCase(),
+            })
+            .orWhere('portal.memberId LIKE :memberPrefix', { memberPrefix: prefix }),
+        ),
+      );
+    }
     if (after !== undefined) builder.andWhere('portal.memberId > :after', { after });
     const rows = await builder.getMany();
 
@@ -224,6 +244,7 @@ export class AdminPortalsQueries {
         nextAttemptAt: iso(state?.nextAttemptAt ?? null),
         inTrouble: (state?.consecutiveFailures ?? 0) >= TROUBLE_AFTER_FAILURES,
       },
+      lagSeconds: secondsSince(drainWaitingSince(state), now),
       appVersion: portal.appVersion,
       license: (({ checkedAt, state: licenseState, status, paymentExpired, daysLeft, family }) => ({
         state: licenseState,
