@@ -42,7 +42,7 @@ export async function api(method, path, { query, token = session.token() } = {})
   } catch (error) {
     throw new ApiError(0, 'network_error', `The server did not answer (${error.message})`);
   }
-  let body = null;
+  let body;
   try {
     body = await response.json();
   } catch {

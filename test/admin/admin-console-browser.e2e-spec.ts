@@ -13,6 +13,17 @@ import {
 } from '../support/test-app';
 import { bearer } from './admin-routes';
 
+/** What the functions run inside the page touch (this project compiles without the DOM lib). */
+interface PageElement {
+  hidden: boolean;
+  textContent: string | null;
+  dataset: Record<string, string | undefined>;
+}
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  getElementById(id: string): PageElement | null;
+};
+
 describe('admin console in a real browser', () => {
   let database: TestDatabase;
   let emulator: RunningEmulator;
@@ -62,7 +73,7 @@ describe('admin console in a real browser', () => {
     await page.waitForFunction(() =>
       /Wrong token/.test(document.getElementById('login-error')?.textContent ?? ''),
     );
-    expect(await page.$eval('#view', (view) => view.hidden)).toBe(true);
+    expect(await page.$eval('#view', (view) => (view as unknown as PageElement).hidden)).toBe(true);
     await keepScreenshot(page, 'admin-console-wrong-token');
     problems.length = 0; // the refused request itself logs a 401 in the console
   });
@@ -94,20 +105,25 @@ describe('admin console in a real browser', () => {
     expect(await page.evaluate(() => sessionStorage.length)).toBe(1);
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
     expect(await rowCount('tr.portal-row')).toBe(50);
-    const firstOnPageOne = await page.$eval('tr.portal-row', (row) => row.dataset.memberId);
+    const firstOnPageOne = await page.$eval(
+      'tr.portal-row',
+      (row) => (row as unknown as PageElement).dataset.memberId,
+    );
     await keepScreenshot(page, 'admin-console-portals');
 
     await page.click('#page-next');
     await page.waitForFunction(
       (first) => {
-        const row = document.querySelector<HTMLElement>('tr.portal-row');
+        const row = document.querySelector('tr.portal-row');
         return row && row.dataset.memberId !== first;
       },
       {},
       firstOnPageOne,
     );
     expect(await rowCount('tr.portal-row')).toBe(50);
-    expect(await page.$eval('#page-info', (info) => info.textContent)).toMatch(/^Page 2/);
+    expect(
+      await page.$eval('#page-info', (info) => (info as unknown as PageElement).textContent),
+    ).toMatch(/^Page 2/);
 
     // Search finds the drained portal; its page lists the events the drain stored.
     await page.type('#filter-q', portal.memberId.slice(0, 10));
@@ -116,8 +132,15 @@ describe('admin console in a real browser', () => {
     expect(await rowCount('tr.portal-row')).toBe(1);
     await page.click(`tr.portal-row[data-member-id="${portal.memberId}"] a`);
     await page.waitForSelector('#token-health');
-    expect(await page.$eval('#portal-member-id', (code) => code.textContent)).toBe(portal.memberId);
-    expect(await page.$eval('#drain-state', (section) => section.textContent)).toContain('drained');
+    expect(
+      await page.$eval('#portal-member-id', (code) => (code as unknown as PageElement).textContent),
+    ).toBe(portal.memberId);
+    expect(
+      await page.$eval(
+        '#drain-state',
+        (section) => (section as unknown as PageElement).textContent,
+      ),
+    ).toContain('drained');
     await keepScreenshot(page, 'admin-console-portal');
     await page.click('#portal-events');
     await page.waitForSelector('tr.event-row');
@@ -127,16 +150,16 @@ describe('admin console in a real browser', () => {
 
   it('lists dead letters first and replays one: its status changes', async () => {
     const dataSource = testApp.app.get(DataSource);
-    const [event] = (await dataSource.query(
+    const [event] = await dataSource.query<{ id: string }[]>(
       `SELECT "id" FROM "stored_events" ORDER BY "id" LIMIT 1`,
-    )) as { id: string }[];
+    );
     // Wait until the handler has run, then make the event a dead letter.
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const [row] = (await dataSource.query(
+      const [row] = await dataSource.query<{ status: string }[]>(
         `SELECT "status" FROM "stored_events" WHERE "id" = $1`,
         [event.id],
-      )) as { status: string }[];
+      );
       if (row.status === 'processed' || Date.now() > deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -149,19 +172,25 @@ describe('admin console in a real browser', () => {
     await page.goto(`${testApp.url}/admin/ui#/events`, { waitUntil: 'domcontentloaded' });
     await page.waitForSelector(`tr.event-row[data-event-id="${event.id}"]`);
     expect(
-      await page.$$eval('tr.event-row', (rows) => rows.map((row) => row.dataset.status)),
+      await page.$$eval('tr.event-row', (rows) =>
+        rows.map((row) => (row as unknown as PageElement).dataset.status),
+      ),
     ).toEqual(['dead']);
     await keepScreenshot(page, 'admin-console-dead-letters');
     await page.click(`tr.event-row[data-event-id="${event.id}"] a`);
     await page.waitForSelector('#payload');
-    expect(await page.$eval('#payload', (pre) => pre.textContent)).toContain('FIELDS');
+    expect(
+      await page.$eval('#payload', (pre) => (pre as unknown as PageElement).textContent),
+    ).toContain('FIELDS');
     await page.click('#action-replay');
     await page.waitForFunction(() =>
       /Replayed: status is now processed/.test(
         document.getElementById('action-result')?.textContent ?? '',
       ),
     );
-    expect(await page.$eval('#event-status', (badge) => badge.textContent)).toBe('processed');
+    expect(
+      await page.$eval('#event-status', (badge) => (badge as unknown as PageElement).textContent),
+    ).toBe('processed');
     await keepScreenshot(page, 'admin-console-replayed');
   });
 

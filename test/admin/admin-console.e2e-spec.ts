@@ -187,11 +187,11 @@ describe('admin console: the page and its assets', () => {
     });
 
     it('uses the prefix indexes for a search', async () => {
-      const plan = (await dataSource.query(
+      const plan = await dataSource.query<{ 'QUERY PLAN': string }[]>(
         `EXPLAIN SELECT "member_id" FROM "portals"
           WHERE lower("domain") LIKE 'shop1234.%' OR "member_id" LIKE 'shop1234.%'
           ORDER BY "member_id" LIMIT 51`,
-      )) as { 'QUERY PLAN': string }[];
+      );
       const text = plan.map((row) => row['QUERY PLAN']).join('\n');
       expect(text).toContain('ix_portals_domain_prefix');
       expect(text).toContain('ix_portals_member_id_prefix');
