@@ -57,8 +57,16 @@ export type HttpBody =
 export class Bitrix24Http {
   constructor(private readonly config: AppConfig) {}
 
-  /** `signal` aborts the request for a reason of the caller's (shutdown); its reason is thrown. */
-  async post(url: string, body: HttpBody, signal?: AbortSignal): Promise<HttpOutcome> {
+  /**
+   * `signal` aborts the request for a reason of the caller's (shutdown); its reason is thrown.
+   * `timeoutMs` replaces BITRIX24_REQUEST_TIMEOUT_MS for this request.
+   */
+  async post(
+    url: string,
+    body: HttpBody,
+    signal?: AbortSignal,
+    timeoutMs = this.config.bitrix24.requestTimeoutMs,
+  ): Promise<HttpOutcome> {
     signal?.throwIfAborted();
     // One controller per request, its timer cleared and its listener removed as soon as the answer
     // is read: AbortSignal.timeout() would keep the request's objects alive for the whole timeout.
@@ -67,7 +75,7 @@ export class Bitrix24Http {
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
-    }, this.config.bitrix24.requestTimeoutMs);
+    }, timeoutMs);
     const forwardAbort = (): void => controller.abort(signal?.reason);
     signal?.addEventListener('abort', forwardAbort, { once: true });
     let status = 0;
@@ -95,7 +103,7 @@ export class Bitrix24Http {
         return {
           kind: 'transport_failure',
           code: TRANSPORT_ERROR_CODES.timeout,
-          description: `no answer within ${this.config.bitrix24.requestTimeoutMs} ms`,
+          description: `no answer within ${timeoutMs} ms`,
           status,
         };
       }

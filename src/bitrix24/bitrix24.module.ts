@@ -3,6 +3,7 @@ import { Bitrix24Http } from './bitrix24-http';
 import { Bitrix24Client } from './bitrix24.client';
 import { InstallerRightsClient } from './installer-rights.client';
 import { OAuthClient } from './oauth.client';
+import { OfflineCallTimeout } from './offline-call-timeout';
 import { OperatingTimeTracker } from './operating-time.tracker';
 import { PortalDirectory } from './portal-directory';
 import { PortalRateLimiter } from './portal-rate-limiter';
@@ -20,6 +21,7 @@ import { RestCallExecutor } from './rest-call.executor';
     PortalDirectory,
     PortalRateLimiter,
     OperatingTimeTracker,
+    OfflineCallTimeout,
   ],
   exports: [Bitrix24Client, OAuthClient, InstallerRightsClient, PortalDirectory],
 })

@@ -67,11 +67,15 @@ export class PortalRestClient {
         `Not a Bitrix24 method name: ${method}`,
       );
     }
+    const offlineQueue = method.startsWith(OFFLINE_METHOD_PREFIX);
     const response = await this.executor.execute(
       this.memberId,
       method,
-      this.withConnector(method.startsWith(OFFLINE_METHOD_PREFIX), params),
-      { repeatable: options.repeatable ?? !takesOfflineRows(method, params) },
+      this.withConnector(offlineQueue, params),
+      {
+        repeatable: options.repeatable ?? !takesOfflineRows(method, params),
+        offlineQueue: options.offlineQueue ?? offlineQueue,
+      },
     );
     return response as RestResponse<T>;
   }
@@ -100,6 +104,9 @@ export class PortalRestClient {
         command.method.startsWith(OFFLINE_METHOD_PREFIX) ||
         (command.method.startsWith('event.') && command.params?.event_type === 'offline'),
     );
+    const offlineQueue = Object.values(commands).every((command) =>
+      command.method.startsWith(OFFLINE_METHOD_PREFIX),
+    );
     const repeatable = !Object.values(commands).some((command) =>
       takesOfflineRows(command.method, command.params ?? {}),
     );
@@ -108,7 +115,7 @@ export class PortalRestClient {
       const response = await this.call<RawBatchAnswer>(
         'batch',
         this.withConnector(offline, { cmd, halt: options.halt ? 1 : 0 }),
-        { repeatable },
+        { repeatable, offlineQueue },
       );
       const answer = response.result ?? {};
       answers.push({ answer, time: response.time });

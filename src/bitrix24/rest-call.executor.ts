@@ -22,6 +22,7 @@ import {
 import { Bitrix24Http, HttpAnswer, HttpTransportFailure, originOf } from './bitrix24-http';
 import type { RestResponse } from './bitrix24.types';
 import { classifyRestError, statusForPortalGone } from './error-classification';
+import { OfflineCallTimeout } from './offline-call-timeout';
 import { OperatingTimeTracker } from './operating-time.tracker';
 import { PortalDirectory } from './portal-directory';
 import { PortalRateLimiter } from './portal-rate-limiter';
@@ -53,6 +54,11 @@ export interface RestCallOptions {
    * of the portal's. The portal's bucket, retries and status handling are the same.
    */
   readonly actor?: { readonly userId: number };
+  /**
+   * An offline-queue call: its wait for an answer follows the portal's answer times
+   * (OfflineCallTimeout) instead of the generic BITRIX24_REQUEST_TIMEOUT_MS.
+   */
+  readonly offlineQueue?: boolean;
 }
 
 /**
@@ -97,6 +103,7 @@ export class RestCallExecutor implements OnApplicationShutdown {
     metrics: MetricsRegistry,
     private readonly domainMoves: PortalDomainMoves,
     private readonly userVault: UserTokenVault,
+    private readonly offlineTimeout: OfflineCallTimeout,
   ) {
     this.log = appLogger.child('bitrix24-client');
     this.requests = metrics.counter(
@@ -180,8 +187,20 @@ export class RestCallExecutor implements OnApplicationShutdown {
           `${baseUrl}/${method}`,
           { json: { ...params, auth: token.accessToken } },
           this.stopping.signal,
+          options.offlineQueue ? this.offlineTimeout.timeoutMs(memberId) : undefined,
         );
-        this.duration.observe({ method }, (performance.now() - sentAt) / 1000);
+        const elapsedMs = performance.now() - sentAt;
+        this.duration.observe({ method }, elapsedMs / 1000);
+        if (options.offlineQueue) {
+          if (
+            outcome.kind === 'transport_failure' &&
+            outcome.code === TRANSPORT_ERROR_CODES.timeout
+          ) {
+            this.offlineTimeout.timedOut(memberId);
+          } else if (outcome.kind !== 'transport_failure') {
+            this.offlineTimeout.answered(memberId, elapsedMs);
+          }
+        }
         let answer: RestResponse<unknown> | Bitrix24ApiError;
         if (outcome.kind === 'redirect') {
           const next = redirectTarget(outcome, baseUrl, redirectedTo !== undefined, method);

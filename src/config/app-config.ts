@@ -20,6 +20,8 @@ export class AppConfig {
     authConnector: string | undefined;
     rateLimit: { rps: number; burst: number };
     requestTimeoutMs: number;
+    /** The floor of the adaptive wait for offline-queue calls (OfflineCallTimeout). */
+    offlineRequestTimeoutMinMs: number;
     refreshTokenLifetimeDays: number;
     tokenKeepAliveIntervalSeconds: number;
     paymentProbeIntervalSeconds: number;
@@ -117,6 +119,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       authConnector: schema.BITRIX24_AUTH_CONNECTOR,
       rateLimit: { rps: schema.BITRIX24_RATE_LIMIT_RPS, burst: schema.BITRIX24_RATE_LIMIT_BURST },
       requestTimeoutMs: schema.BITRIX24_REQUEST_TIMEOUT_MS,
+      offlineRequestTimeoutMinMs: schema.BITRIX24_OFFLINE_REQUEST_TIMEOUT_MIN_MS,
       refreshTokenLifetimeDays: schema.REFRESH_TOKEN_LIFETIME_DAYS,
       tokenKeepAliveIntervalSeconds: schema.TOKEN_KEEP_ALIVE_INTERVAL_SECONDS,
       paymentProbeIntervalSeconds: schema.PAYMENT_REQUIRED_PROBE_INTERVAL_SECONDS,

@@ -311,6 +311,16 @@ export class EnvironmentSchema {
   @Max(120000)
   BITRIX24_REQUEST_TIMEOUT_MS = 30000;
 
+  /**
+   * The shortest wait for an answer to an offline-queue call; above it the wait follows the portal's
+   * answer times (capped by BITRIX24_REQUEST_TIMEOUT_MS).
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(120000)
+  BITRIX24_OFFLINE_REQUEST_TIMEOUT_MIN_MS = 1000;
+
   @Transform(toInt)
   @IsInt()
   @Min(1024)

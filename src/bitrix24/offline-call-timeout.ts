@@ -1,0 +1,94 @@
+import { Injectable } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
+
+/** Portals whose answer times are remembered; the least recently used is forgotten beyond it. */
+export const OFFLINE_TIMEOUT_PORTALS = 10_000;
+/** A portal with no answer yet waits this long at most (or the request timeout, if shorter). */
+const FIRST_CALL_TIMEOUT_MS = 10_000;
+/** RFC 6298's gains: the smoothed time follows answers by 1/8, its deviation by 1/4. */
+const SMOOTHING = 1 / 8;
+const DEVIATION_GAIN = 1 / 4;
+const DEVIATIONS_OF_MARGIN = 4;
+
+interface PortalAnswerTimes {
+  smoothedMs: number;
+  deviationMs: number;
+  /** Doublings after timeouts since the last answer. */
+  backoff: number;
+}
+
+/**
+ * How long an offline-queue call (event.offline.get/clear/list) waits for its answer: a lost answer
+ * to one of them costs the drain the whole wait and, for a get, an adoption of what it reserved, so
+ * waiting the generic request timeout (30 s by default) for an answer that normally takes well under
+ * a second makes a flaky portal crawl. The wait follows the portal's own answer times the way TCP's
+ * retransmission timer does (RFC 6298): smoothed time plus four deviations, never below the floor
+ * (BITRIX24_OFFLINE_REQUEST_TIMEOUT_MIN_MS) nor above BITRIX24_REQUEST_TIMEOUT_MS, doubled after
+ * each timeout until the next answer. A timeout that was too short costs a repeat, never an event:
+ * the drain treats a lost answer as one whose outcome is unknown. Answers that come only after
+ * their call timed out are never measured, so a slow portal's doubling settles on its real time.
+ */
+@Injectable()
+export class OfflineCallTimeout {
+  private readonly byPortal = new Map<string, PortalAnswerTimes>();
+  private readonly floorMs: number;
+  private readonly ceilingMs: number;
+
+  constructor(config: AppConfig) {
+    this.ceilingMs = config.bitrix24.requestTimeoutMs;
+    this.floorMs = Math.min(config.bitrix24.offlineRequestTimeoutMinMs, this.ceilingMs);
+  }
+
+  /** The wait for the portal's next offline-queue call. */
+  timeoutMs(memberId: string): number {
+    const times = this.byPortal.get(memberId);
+    if (times === undefined)
+      return Math.max(this.floorMs, Math.min(FIRST_CALL_TIMEOUT_MS, this.ceilingMs));
+    const base = Math.max(
+      this.floorMs,
+      times.smoothedMs + DEVIATIONS_OF_MARGIN * times.deviationMs,
+    );
+    return Math.min(this.ceilingMs, Math.round(base * 2 ** times.backoff));
+  }
+
+  /** An answer came after `elapsedMs`. */
+  answered(memberId: string, elapsedMs: number): void {
+    const times = this.byPortal.get(memberId);
+    if (times === undefined) {
+      this.remember(memberId, { smoothedMs: elapsedMs, deviationMs: elapsedMs / 2, backoff: 0 });
+      return;
+    }
+    times.deviationMs +=
+      DEVIATION_GAIN * (Math.abs(times.smoothedMs - elapsedMs) - times.deviationMs);
+    times.smoothedMs += SMOOTHING * (elapsedMs - times.smoothedMs);
+    times.backoff = 0;
+    this.remember(memberId, times);
+  }
+
+  /** A call got no answer within its wait: the next one waits twice as long (up to the ceiling). */
+  timedOut(memberId: string): void {
+    const times = this.byPortal.get(memberId) ?? {
+      smoothedMs: this.timeoutMs(memberId) / 2,
+      deviationMs: this.timeoutMs(memberId) / 8,
+      backoff: 0,
+    };
+    if (this.timeoutMs(memberId) < this.ceilingMs) times.backoff += 1;
+    this.remember(memberId, times);
+  }
+
+  /** Portals remembered now (bounded by OFFLINE_TIMEOUT_PORTALS). */
+  get size(): number {
+    return this.byPortal.size;
+  }
+
+  private remember(memberId: string, times: PortalAnswerTimes): void {
+    // Re-inserting moves the portal to the end of the map's order: the first key is the least
+    // recently used one, forgotten when the map is full.
+    this.byPortal.delete(memberId);
+    this.byPortal.set(memberId, times);
+    if (this.byPortal.size > OFFLINE_TIMEOUT_PORTALS) {
+      const oldest = this.byPortal.keys().next().value;
+      if (oldest !== undefined) this.byPortal.delete(oldest);
+    }
+  }
+}
