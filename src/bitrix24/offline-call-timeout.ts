@@ -67,12 +67,14 @@ export class OfflineCallTimeout {
 
   /** A call got no answer within its wait: the next one waits twice as long (up to the ceiling). */
   timedOut(memberId: string): void {
+    const current = this.timeoutMs(memberId);
+    // A portal never answered starts from estimates whose wait is the first-call wait.
     const times = this.byPortal.get(memberId) ?? {
-      smoothedMs: this.timeoutMs(memberId) / 2,
-      deviationMs: this.timeoutMs(memberId) / 8,
+      smoothedMs: current / 2,
+      deviationMs: current / 8,
       backoff: 0,
     };
-    if (this.timeoutMs(memberId) < this.ceilingMs) times.backoff += 1;
+    if (current < this.ceilingMs) times.backoff += 1;
     this.remember(memberId, times);
   }
 
