@@ -5,6 +5,7 @@ import { Bitrix24Http } from '../bitrix24/bitrix24-http';
 import { PortalEntity } from '../portals/portal.entity';
 import { EventVerifier } from '../webhooks/event-verifier.service';
 import type { FrameRequest } from './frame-request';
+import { LruMap } from '../common/lru-map';
 
 /** A reload of the frame within this time costs no call to the portal. */
 export const FRAME_USER_CACHE_MS = 60_000;
@@ -29,7 +30,9 @@ export type FrameVerification =
 @Injectable()
 export class FrameUserVerifier {
   private readonly portals: Repository<PortalEntity>;
-  private readonly users = new Map<string, { expiresAt: number; user: FrameUser }>();
+  private readonly users = new LruMap<string, { expiresAt: number; user: FrameUser }>(
+    MAX_CACHED_USERS,
+  );
 
   constructor(
     dataSource: DataSource,
@@ -59,10 +62,6 @@ export class FrameUserVerifier {
     const user = await this.askPortal(portal.clientEndpoint, frame.accessToken);
     if (user === null) return { verified: false, reason: 'user_not_confirmed' };
 
-    if (this.users.size >= MAX_CACHED_USERS) {
-      const oldest = this.users.keys().next();
-      if (!oldest.done) this.users.delete(oldest.value);
-    }
     this.users.set(key, { expiresAt: performance.now() + FRAME_USER_CACHE_MS, user });
     return { verified: true, user };
   }

@@ -97,3 +97,27 @@ describe('LeakyBucket', () => {
     await expect(bucket.acquire(controller.signal)).rejects.toThrow('stopping');
   });
 });
+
+describe('LeakyBucket.idle', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  it('is idle only once leaked empty, with nobody waiting and no penalty left', async () => {
+    const bucket = new LeakyBucket({ rps: 10, burst: 8 }, clock);
+    expect(bucket.idle).toBe(true);
+    acquireMany(bucket, 6);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(bucket.idle).toBe(false); // two wait
+    await jest.advanceTimersByTimeAsync(200);
+    expect(bucket.waiting).toBe(0);
+    expect(bucket.idle).toBe(false); // four still in the bucket
+    await jest.advanceTimersByTimeAsync(400);
+    expect(bucket.idle).toBe(true);
+
+    bucket.penalize();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(bucket.idle).toBe(false); // empty, but still at the lowered rate
+    while (bucket.currentRate < 10) bucket.recordSuccess();
+    expect(bucket.idle).toBe(true);
+  });
+});

@@ -126,6 +126,16 @@ export class LeakyBucket implements PortalBucket {
     });
   }
 
+  /**
+   * Leaked empty, nobody waiting, back at the configured rate: the bucket is then no different from
+   * a new one, and may be forgotten without letting anyone exceed the limit.
+   */
+  get idle(): boolean {
+    if (this.waiters.length > 0 || this.rate < this.limit.rps) return false;
+    this.leak();
+    return this.level === 0;
+  }
+
   /** Bitrix24 answered QUERY_LIMIT_EXCEEDED: its bucket is full, and our rate is too high. */
   penalize(): void {
     this.leak();

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
+import { LruMap } from '../common/lru-map';
 
 /** Portals whose answer times are remembered; the least recently used is forgotten beyond it. */
 export const OFFLINE_TIMEOUT_PORTALS = 10_000;
@@ -30,7 +31,7 @@ interface PortalAnswerTimes {
  */
 @Injectable()
 export class OfflineCallTimeout {
-  private readonly byPortal = new Map<string, PortalAnswerTimes>();
+  private readonly byPortal = new LruMap<string, PortalAnswerTimes>(OFFLINE_TIMEOUT_PORTALS);
   private readonly floorMs: number;
   private readonly ceilingMs: number;
 
@@ -84,13 +85,6 @@ export class OfflineCallTimeout {
   }
 
   private remember(memberId: string, times: PortalAnswerTimes): void {
-    // Re-inserting moves the portal to the end of the map's order: the first key is the least
-    // recently used one, forgotten when the map is full.
-    this.byPortal.delete(memberId);
     this.byPortal.set(memberId, times);
-    if (this.byPortal.size > OFFLINE_TIMEOUT_PORTALS) {
-      const oldest = this.byPortal.keys().next().value;
-      if (oldest !== undefined) this.byPortal.delete(oldest);
-    }
   }
 }

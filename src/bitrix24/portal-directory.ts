@@ -7,6 +7,7 @@ import { PortalStatusService } from '../portals/portal-status.service';
 import { PortalEntity } from '../portals/portal.entity';
 import { PortalNotActiveError } from './bitrix24-api.error';
 import { ENTERPRISE_RATE_LIMIT, type RateLimit } from './leaky-bucket';
+import { LruMap } from '../common/lru-map';
 
 /** What a call needs to know about its portal. */
 export interface PortalTarget {
@@ -34,6 +35,8 @@ const CALLABLE_STATUSES: ReadonlySet<PortalStatus> = new Set<PortalStatus>(['new
  * this time, and until then Bitrix24 itself refuses the calls of a gone installation.
  */
 export const PORTAL_CACHE_TTL_MS = 5_000;
+/** Portals whose row is kept at most: the least recently called ones are read again when needed. */
+export const PORTAL_DIRECTORY_CAPACITY = 20_000;
 
 interface Entry {
   readonly loadedAt: number;
@@ -45,7 +48,7 @@ interface Entry {
 /** Endpoint, status and rate limit of each portal, cached briefly so the hot path skips the database. */
 @Injectable()
 export class PortalDirectory {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new LruMap<string, Entry>(PORTAL_DIRECTORY_CAPACITY);
 
   constructor(
     private readonly dataSource: DataSource,
@@ -54,7 +57,7 @@ export class PortalDirectory {
     domainMoves: PortalDomainMoves,
   ) {
     portalStatus.onTransition((memberId, status) => {
-      const entry = this.entries.get(memberId);
+      const entry = this.entries.peek(memberId);
       if (entry) entry.status = status;
     });
     // The next call reads the new client_endpoint instead of going to the old address again.
@@ -84,7 +87,7 @@ export class PortalDirectory {
     this.entries.set(memberId, entry);
     // Neither a failed read nor an unknown portal is remembered: it may be installed any moment.
     const forget = (): void => {
-      if (this.entries.get(memberId) === entry) this.entries.delete(memberId);
+      if (this.entries.peek(memberId) === entry) this.entries.delete(memberId);
     };
     entry.target.then((target) => {
       if (!target) forget();

@@ -16,6 +16,7 @@ import {
   type PortalLicense,
 } from './portal-license';
 import { PortalStatusService } from './portal-status.service';
+import { LruMap } from '../common/lru-map';
 
 /** An event may ask for an app.info re-read of its portal at most this often (all replicas). */
 export const LICENSE_READ_MIN_INTERVAL_MS = 60_000;
@@ -41,7 +42,7 @@ export class LicenseService implements OnApplicationShutdown {
   private readonly log: Logger;
   private readonly reads: Counter<'trigger' | 'outcome'>;
   /** member_id → when this process last asked for a read (saves the database a flood's queries). */
-  private readonly recentRequests = new Map<string, number>();
+  private readonly recentRequests = new LruMap<string, number>(MAX_REMEMBERED_REQUESTS);
   private readonly inFlight = new Set<Promise<unknown>>();
   private stopping = false;
 
@@ -218,11 +219,6 @@ export class LicenseService implements OnApplicationShutdown {
   }
 
   private remember(memberId: string, now: number): void {
-    this.recentRequests.delete(memberId);
-    if (this.recentRequests.size >= MAX_REMEMBERED_REQUESTS) {
-      const oldest = this.recentRequests.keys().next();
-      if (!oldest.done) this.recentRequests.delete(oldest.value);
-    }
     this.recentRequests.set(memberId, now);
   }
 

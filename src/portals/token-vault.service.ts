@@ -17,12 +17,15 @@ import { PlanStatus, PortalStatus } from './portal-status';
 import { PortalStatusService } from './portal-status.service';
 import { TokenCipher } from './token-cipher';
 import { MemberIdMismatchError } from './token-vault.error';
+import { LruMap } from '../common/lru-map';
 
 /** An access token this close to its expiry is refreshed before use rather than sent to fail. */
 const EXPIRY_MARGIN_MS = 60_000;
 const DAY_MS = 86_400_000;
 /** The width of portals.server_endpoint. */
 const MAX_SERVER_ENDPOINT_LENGTH = 512;
+/** Decrypted access tokens kept in memory at most (one per portal). */
+export const TOKEN_CACHE_CAPACITY = 20_000;
 
 /** How long a refreshed chain whose commit failed is retried on fresh connections. */
 const STORE_RETRY_DEADLINE_MS = 60_000;
@@ -104,7 +107,8 @@ const refreshContext = (memberId: string): string => `${memberId}:refresh`;
  */
 @Injectable()
 export class TokenVault implements BeforeApplicationShutdown {
-  private readonly cache = new Map<string, UsableToken>();
+  /** Bounded: a portal not called for a while reads its chain from the database again. */
+  private readonly cache = new LruMap<string, UsableToken>(TOKEN_CACHE_CAPACITY);
   private readonly inFlight = new Map<string, Promise<UsableToken>>();
   /** Issued chains whose store is still being retried; their promises never reject. */
   private readonly pendingStores = new Map<string, Promise<void>>();

@@ -4,7 +4,7 @@
  * events/s, p99 time from enqueue to stored, and the server's peak RSS; run at 100 and 1,000
  * portals to show that the cost per extra portal is flat.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
 import { startEmulator } from '../../src/emulator';
 import { startAppProcess } from '../support/app-process';
@@ -24,6 +24,39 @@ const SIZES = (process.env.BENCH_FLEET_PORTALS ?? '100,1000').split(',').map(Num
 const STORE = process.env.BENCH_RATE_LIMIT_STORE
   ? { BITRIX24_RATE_LIMIT_STORE: process.env.BENCH_RATE_LIMIT_STORE }
   : {};
+
+/** BENCH_SERVER_NODE_ARGS="--heapsnapshot-signal=SIGUSR2 …" passes flags to the server process. */
+const NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+/**
+ * BENCH_FLEET_HEAP_SNAPSHOT=1: once everything is stored, the server writes a heap snapshot
+ * (Heap.*.heapsnapshot in the working directory): what it still holds after the fleet, per-portal
+ * caches included. Taken after the peak RSS is read, since writing it costs memory of its own.
+ */
+const HEAP_SNAPSHOT = process.env.BENCH_FLEET_HEAP_SNAPSHOT === '1';
+
+async function takeHeapSnapshot(pid: number): Promise<void> {
+  const before = new Set(readdirSync('.'));
+  process.kill(pid, 'SIGUSR2');
+  await waitUntil(
+    'the heap snapshot',
+    async () => {
+      const written = readdirSync('.').find(
+        (name) => !before.has(name) && name.endsWith('.heapsnapshot'),
+      );
+      // The file appears at once and grows; it is complete when its size stops changing.
+      if (!written) return false;
+      const size = statSync(written).size;
+      const done = size > 0 && size === lastSnapshotSize;
+      lastSnapshotSize = size;
+      if (done) console.log(`heap snapshot: ${written}`);
+      return done;
+    },
+    120_000,
+    1000,
+  );
+}
+let lastSnapshotSize = -1;
 
 function memoryKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -77,6 +110,8 @@ async function runFleet(portals: number): Promise<FleetResult> {
     const server = await startAppProcess({
       databaseUrl: database.url,
       port,
+      built: true,
+      nodeArgs: HEAP_SNAPSHOT ? ['--heapsnapshot-signal=SIGUSR2', ...NODE_ARGS] : NODE_ARGS,
       env: {
         LOG_LEVEL: 'warn',
         BITRIX24_OAUTH_URL: emulator.url,
@@ -107,6 +142,8 @@ async function runFleet(portals: number): Promise<FleetResult> {
         15 * 60_000,
         200,
       );
+      const peakRss = memoryKiB(server.pid, 'VmHWM');
+      if (HEAP_SNAPSHOT) await takeHeapSnapshot(server.pid);
       const rows = await database.query<{ member_id: string; received_ms: string }>(
         `SELECT member_id, (extract(epoch FROM received_at) * 1000)::bigint AS received_ms FROM stored_events`,
       );
@@ -125,7 +162,7 @@ async function runFleet(portals: number): Promise<FleetResult> {
         p50Ms: percentile(latencies, 50),
         p99Ms: percentile(latencies, 99),
         idleRssMiB: idleRss / 1024,
-        peakRssMiB: memoryKiB(server.pid, 'VmHWM') / 1024,
+        peakRssMiB: peakRss / 1024,
       };
     } finally {
       await server.terminate();
