@@ -17,6 +17,8 @@ import type {
   ExpireTokensResult,
   InstallFinishResult,
   IssuedTokensList,
+  OperatingTimeSettings,
+  OperatingTimeState,
   PortalFaults,
   PortalStats,
   PurgeReservedRequest,
@@ -103,6 +105,15 @@ export class EmulatorControlClient {
   /** Replaces the portal's faults. */
   setFaults(memberId: string, faults: PortalFaults): Promise<PortalFaults> {
     return this.send('PUT', `${portalPath(memberId)}/faults`, faults);
+  }
+
+  /**
+   * Sets the portal's operating-time limit (default 480 s per method and 10 minutes), the modelled
+   * cost of methods (a base plus a share per returned row; the call then takes that long) and how
+   * batches are billed. Fields left out keep their value.
+   */
+  setOperatingTime(memberId: string, settings: OperatingTimeSettings): Promise<OperatingTimeState> {
+    return this.send('PUT', `${portalPath(memberId)}/operating-time`, settings);
   }
 
   clearFaults(memberId: string): Promise<PortalFaults> {

@@ -6,8 +6,18 @@ import type { OfflineQueueCounts } from './offline-queue/offline-queue';
 import type { InstallState, RestRequestRecord, SentEvent } from './portals/portal';
 import type { PortalFaults } from './portals/portal-faults';
 import type { AppStatus, PortalFeatures, PortalPlan } from './portals/portal-settings';
+import type {
+  BatchBilling,
+  OperatingCost,
+  OperatingTimeSettings,
+  OperatingTimeState,
+} from './rest/operating-time';
 
 export type {
+  BatchBilling,
+  OperatingCost,
+  OperatingTimeSettings,
+  OperatingTimeState,
   AppStatus,
   InstallState,
   OfflineQueueCounts,
@@ -172,6 +182,12 @@ export interface PortalStats {
   readonly refreshes: number;
   readonly invalidGrants: number;
   readonly rateLimitRefusals: number;
+  /** Calls refused with OPERATION_TIME_LIMIT, batch commands included. */
+  readonly operatingLimitRefusals: number;
+  /** Per billed method: `time.operating` now, the highest it ever was, `operating_reset_at`. */
+  readonly operatingTime: Readonly<
+    Record<string, { operatingSeconds: number; peakSeconds: number; resetAt: number }>
+  >;
   /** The most event.offline.get requests ever in flight at once on this portal. */
   readonly maxConcurrentOfflineGet: number;
   readonly concurrentOfflineGetNow: number;

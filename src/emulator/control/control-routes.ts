@@ -14,6 +14,7 @@ import type {
   UninstallRequest,
   UserActionRequest,
   MoveDomainRequest,
+  OperatingTimeSettings,
   RunRobotRequest,
 } from '../control-contract';
 import type { EmulatorControl } from './emulator-control';
@@ -113,6 +114,20 @@ const schemas = {
     appStatus,
     features,
   }),
+  operatingTime: object({
+    limitSeconds: { type: 'number', minimum: 0 },
+    costs: {
+      type: 'object',
+      additionalProperties: object(
+        {
+          baseSeconds: { type: 'number', minimum: 0, maximum: 60 },
+          perRowSeconds: { type: 'number', minimum: 0, maximum: 1 },
+        },
+        ['baseSeconds', 'perRowSeconds'],
+      ),
+    },
+    batchBilling: { type: 'string', enum: ['commands', 'batch'] },
+  }),
   purgeReserved: object({ olderThanSeconds: { type: 'number', minimum: 0 } }),
   authorizationCode: object({ userId: { type: 'integer', minimum: 1 }, admin: boolean }),
   userAction: object(
@@ -197,6 +212,11 @@ export async function registerControlRoutes(
         '/portals/:memberId/faults',
         { schema: { params: memberIdParams, body: schemas.faults } },
         async (request) => control.setFaults(request.params.memberId, request.body),
+      );
+      routes.put<{ Params: MemberIdParams; Body: OperatingTimeSettings }>(
+        '/portals/:memberId/operating-time',
+        { schema: { params: memberIdParams, body: schemas.operatingTime } },
+        async (request) => control.setOperatingTime(request.params.memberId, request.body),
       );
       routes.delete<{ Params: MemberIdParams }>(
         '/portals/:memberId/faults',

@@ -19,6 +19,8 @@ import type {
   InstallFinishResult,
   InstallRequest,
   IssuedTokensList,
+  OperatingTimeSettings,
+  OperatingTimeState,
   PortalFaults,
   PortalStats,
   PurgeReservedRequest,
@@ -266,6 +268,21 @@ export class EmulatorControl {
     return portal.faults;
   }
 
+  /** Sets the portal's operating-time limit, modelled costs per method and batch billing. */
+  setOperatingTime(memberId: string, settings: OperatingTimeSettings): OperatingTimeState {
+    const portal = this.portal(memberId);
+    const costs =
+      settings.costs === undefined
+        ? undefined
+        : Object.fromEntries(
+            Object.entries(settings.costs).map(([method, cost]) => [
+              normalizeMethodName(method),
+              cost,
+            ]),
+          );
+    return portal.operatingTime.configure({ ...settings, ...(costs ? { costs } : {}) });
+  }
+
   clearFaults(memberId: string): PortalFaults {
     const portal = this.portal(memberId);
     portal.faults = {};
@@ -285,6 +302,8 @@ export class EmulatorControl {
       refreshes: counters.refreshes,
       invalidGrants: counters.invalidGrants,
       rateLimitRefusals: counters.rateLimitRefusals,
+      operatingLimitRefusals: counters.operatingLimitRefusals,
+      operatingTime: portal.operatingTime.report(),
       maxConcurrentOfflineGet: counters.maxConcurrentOfflineGet,
       concurrentOfflineGetNow: counters.concurrentOfflineGetNow,
       bindings: portal.bindings.all().map((binding) => ({

@@ -57,6 +57,8 @@ export class PortalCounters {
   refreshes = 0;
   invalidGrants = 0;
   rateLimitRefusals = 0;
+  /** Calls refused with OPERATION_TIME_LIMIT, batch commands included. */
+  operatingLimitRefusals = 0;
   /** ONOFFLINEEVENT POSTs. */
   notificationsSent = 0;
   /** Every event POST, notifications included. */

@@ -15,6 +15,18 @@ import type { CallOutcome, Caller, MethodCall, MethodOutcome, TimeBlock } from '
  */
 export type CallRoute = 'request' | 'nested' | 'portal-ui';
 
+/**
+ * The method whose operating time a call adds to, or undefined when it adds to none: with
+ * per-command billing (the docs) the outer batch is not counted and each command counts on its own
+ * method; with batch billing (measured, b24jssdk PR #539) everything in a batch counts on `batch`.
+ */
+function billedMethod(portal: Portal, method: string, route: CallRoute): string | undefined {
+  if (!REST_METHODS.has(method)) return undefined;
+  const wholeBatch = portal.operatingTime.settings.batchBilling === 'batch';
+  if (method === 'batch') return wholeBatch ? 'batch' : undefined;
+  return route === 'nested' && wholeBatch ? 'batch' : method;
+}
+
 export interface CallContext {
   readonly portal: Portal;
   readonly caller: Caller;
@@ -36,19 +48,35 @@ export class RestCallRunner {
     const startedAt = performance.now();
     const accounted = route !== 'portal-ui';
     if (accounted) portal.counters.countCall(method);
+    const billedTo = accounted ? billedMethod(portal, method, route) : undefined;
+    // An outer batch billed as `batch` carries its commands' time, which they record as they run.
+    const billedOwnTime = method === 'batch' ? undefined : billedTo;
     let outcome: MethodOutcome;
     try {
-      outcome = await this.execute(context, method, params, route);
+      outcome = await this.execute(context, method, params, route, billedTo);
     } catch (error) {
+      if (billedOwnTime !== undefined) {
+        portal.operatingTime.record(billedOwnTime, (performance.now() - startedAt) / 1000);
+      }
       if (error instanceof RestError) return { ok: false, error };
       throw error;
-    } finally {
-      // The outer batch is not counted; each nested command counts on its own method (§8).
-      if (accounted && method !== 'batch' && REST_METHODS.has(method)) {
-        portal.operatingTime.record(method, (performance.now() - startedAt) / 1000);
+    }
+    if (billedOwnTime !== undefined) {
+      const modelled = portal.operatingTime.modelledSeconds(method, outcome.rows ?? 0);
+      if (modelled === undefined) {
+        portal.operatingTime.record(billedOwnTime, (performance.now() - startedAt) / 1000);
+      } else {
+        // The portal spends the time it bills: the answer comes no sooner.
+        const left = modelled * 1000 - (performance.now() - startedAt);
+        if (left > 0) await delay(left);
+        portal.operatingTime.record(billedOwnTime, modelled);
       }
     }
-    return { ok: true, outcome, time: this.timeBlock(portal, method, startedMs, startedAt) };
+    return {
+      ok: true,
+      outcome,
+      time: this.timeBlock(portal, billedTo ?? method, startedMs, startedAt),
+    };
   }
 
   private async execute(
@@ -56,6 +84,7 @@ export class RestCallRunner {
     method: string,
     params: Readonly<Record<string, unknown>>,
     route: CallRoute,
+    billedTo: string | undefined,
   ): Promise<MethodOutcome> {
     const { portal, caller, hit } = context;
     const faults = portal.faults;
@@ -79,8 +108,14 @@ export class RestCallRunner {
       throw restErrors.insufficientScope(401);
     }
     if (faulty && faults.wrongLicense === true) throw restErrors.wrongLicense(method);
-    const budget = faulty ? faults.operatingLimitSeconds : undefined;
-    if (budget !== undefined && portal.operatingTime.usage(method).operatingSeconds > budget) {
+    // A batch billed as a whole is checked once, before its first command.
+    const checked = billedTo !== undefined && !(route === 'nested' && billedTo === 'batch');
+    const limit =
+      faulty && faults.operatingLimitSeconds !== undefined
+        ? faults.operatingLimitSeconds
+        : portal.operatingTime.settings.limitSeconds;
+    if (checked && portal.operatingTime.blocked(billedTo, limit)) {
+      portal.counters.operatingLimitRefusals++;
       throw restErrors.operationTimeLimit();
     }
     const call: MethodCall = {

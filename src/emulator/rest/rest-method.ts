@@ -23,6 +23,8 @@ export interface MethodOutcome {
   readonly result: unknown;
   readonly total?: number;
   readonly next?: number;
+  /** Rows the call returned, for methods whose modelled operating time grows with them. */
+  readonly rows?: number;
 }
 
 /** The envelope's `time` block (contract §7). */

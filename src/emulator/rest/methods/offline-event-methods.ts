@@ -59,6 +59,7 @@ function getOfflineEvents(call: MethodCall): MethodOutcome {
       process_id: !clear || passedProcessId !== undefined ? processId : null,
       events: rows.map((row) => describeRow(row, false)),
     },
+    rows: rows.length,
   };
 }
 
