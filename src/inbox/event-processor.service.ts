@@ -7,7 +7,7 @@ import type { EventAttemptEntity } from './event-attempt.entity';
 import { HandlerRegistry, RegisteredHandler } from './handler-registry.service';
 import type { InboxEvent } from './inbox-event';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
-import { lockLines, promoteLineHead } from './inbox-line';
+import { Line, lockLinesOfPortals, promoteLineHeads } from './inbox-line';
 import { InboxMetrics } from './inbox.metrics';
 import { retryDelayMs } from './retry-policy';
 import type { StoredEventEntity } from './stored-event.entity';
@@ -54,8 +54,8 @@ interface RunResult {
 }
 
 /**
- * Runs the handlers of one claimed event and records the run: the event's new status and one
- * event_attempts row, in one transaction. The event must have been claimed (its `attempts`
+ * Runs the handlers of one claimed event, and records runs: each event's new status and one
+ * event_attempts row per run, many runs in one transaction. The event must have been claimed (its `attempts`
  * already counts this run, its `runToken` is this run's fencing token); every write of the run
  * checks that token, so a run whose claim was taken over changes nothing.
  */
@@ -105,7 +105,19 @@ export class EventProcessor {
     };
   }
 
+  /** Runs the event's handlers and records the run at once (a replay; tests). */
   async process(event: StoredEventEntity, trigger: AttemptTrigger): Promise<AttemptOutcome> {
+    const run = await this.run(event, trigger);
+    await this.record([run]);
+    return run.outcome;
+  }
+
+  /**
+   * Runs the handlers of one claimed event and says what the run ended in; nothing is written
+   * but claim renewals: record() writes the outcome. The claim is held (and renewed) while the
+   * handlers run, and stays held until the run is recorded.
+   */
+  async run(event: StoredEventEntity, trigger: AttemptTrigger): Promise<CompletedRun> {
     const handlers = this.registry.handlersFor(event.eventName);
     const token = event.runToken;
     const controller = new AbortController();
@@ -132,8 +144,7 @@ export class EventProcessor {
     } finally {
       clearInterval(renewal);
     }
-    const finishedAt = new Date();
-    const { failure, ended } = result;
+    const { failure } = result;
     // No handler: kept apart from processed, so a replica without the handler (a rolling deploy)
     // does not consume the event for good; a replay once the handler is deployed runs it.
     const outcome: AttemptOutcome =
@@ -144,39 +155,79 @@ export class EventProcessor {
         : event.attempts >= this.config.inbox.maxAttempts
           ? 'dead'
           : 'failed';
-    const retryInSeconds =
-      outcome === 'failed'
-        ? retryDelayMs(event.attempts, this.config.inbox.retryBaseSeconds * 1000) / 1000
-        : null;
+    return {
+      event,
+      token,
+      trigger,
+      outcome,
+      failure,
+      retryInSeconds:
+        outcome === 'failed'
+          ? retryDelayMs(event.attempts, this.config.inbox.retryBaseSeconds * 1000) / 1000
+          : null,
+      ended: result.ended,
+      handlers,
+      results: result.results,
+      startedAt,
+      finishedAt: new Date(),
+    };
+  }
 
-    const current = await this.dataSource.transaction(async (manager) => {
-      const recorded = await this.recordRun(manager, {
-        event,
-        token,
-        trigger,
-        outcome,
-        failure,
-        retryInSeconds,
-        ended,
-        handlers: handlers.map((handler) => handler.name),
-        startedAt,
-        finishedAt,
-      });
-      if (recorded && outcome === 'processed') {
-        for (const [index, handler] of handlers.entries()) {
-          await handler.recordResult?.(manager, event, result.results[index]);
+  /**
+   * Records ended runs: all of them in one transaction, whatever their outcomes. Should that
+   * transaction fail (one run's robot answer refused, a deadlock), each run is recorded in a
+   * transaction of its own, so one bad run costs the others nothing; a run that still cannot be
+   * recorded keeps its claim and is run again once the claim lapses, like a run whose process
+   * died. Throws only when a single run was given and could not be recorded.
+   */
+  async record(runs: readonly CompletedRun[]): Promise<void> {
+    if (runs.length === 0) return;
+    try {
+      await this.recordTogether(runs);
+      return;
+    } catch (error) {
+      if (runs.length === 1) throw error;
+      this.log.warn(
+        { err: error, runs: runs.length },
+        'could not record a batch of handler runs; recording them one by one',
+      );
+    }
+    for (const run of runs) {
+      try {
+        await this.recordTogether([run]);
+      } catch (error) {
+        this.log.error(
+          { err: error, memberId: run.event.memberId, eventId: run.event.id },
+          'could not record a handler run; the event is retried after its claim expires',
+        );
+      }
+    }
+  }
+
+  private async recordTogether(runs: readonly CompletedRun[]): Promise<void> {
+    const recorded = await this.dataSource.transaction(async (manager) => {
+      const ids = await this.writeRuns(manager, runs);
+      for (const run of runs) {
+        if (run.outcome !== 'processed' || !ids.has(run.event.id)) continue;
+        for (const [index, handler] of run.handlers.entries()) {
+          await handler.recordResult?.(manager, run.event, run.results[index]);
         }
       }
-      return recorded;
+      return ids;
     });
+    for (const run of runs) this.reportRun(run, recorded.has(run.event.id));
+  }
+
+  /** After the run's transaction: metrics, the log line it deserves, robots' answers. */
+  private reportRun(run: CompletedRun, current: boolean): void {
+    const { event, outcome, handlers, failure } = run;
     if (current && outcome === 'processed') {
       for (const handler of handlers) handler.afterRecorded?.(event);
     }
-
-    this.metrics.handlerRuns.inc({ outcome, trigger });
+    this.metrics.handlerRuns.inc({ outcome, trigger: run.trigger });
     this.metrics.handlerDuration.observe(
       { outcome },
-      (finishedAt.getTime() - startedAt.getTime()) / 1000,
+      (run.finishedAt.getTime() - run.startedAt.getTime()) / 1000,
     );
     if (!current) {
       this.log.warn(
@@ -204,9 +255,9 @@ export class EventProcessor {
           eventId: event.id,
           eventName: event.eventName,
           attempt: event.attempts,
-          retryInSeconds,
+          retryInSeconds: run.retryInSeconds,
           error: failure,
-          handlerStillRunning: !ended,
+          handlerStillRunning: !run.ended,
         },
         'event handlers failed; will retry',
       );
@@ -217,7 +268,6 @@ export class EventProcessor {
         'no handler registered for this event: such events are marked unhandled (replay them once a handler is deployed)',
       );
     }
-    return outcome;
   }
 
   /**
@@ -276,68 +326,101 @@ export class EventProcessor {
   }
 
   /**
-   * The run's one transaction: the event's new status and its attempt row, both only while this
-   * run still holds the claim. Returns false (and writes nothing) for a fenced run. A handler
-   * that may still be running keeps the claim until its lease lapses, so nothing else of the
-   * event or its object starts before that.
+   * The runs' writes, in the caller's transaction, one statement each for all the runs: every
+   * event's new status, the due time of each line's next event, and one attempt row per run, each
+   * only while its run still holds the claim. Returns the ids of the runs that did (a fenced run
+   * writes nothing). A handler that may still be running keeps the claim until its lease lapses,
+   * so nothing else of the event or its object starts before that.
    */
-  private async recordRun(manager: EntityManager, run: RecordedRun): Promise<boolean> {
+  private async writeRuns(
+    manager: EntityManager,
+    unordered: readonly CompletedRun[],
+  ): Promise<Set<string>> {
+    // Rows in id order: two batches that touch the same rows lock them in the same order.
+    const runs = [...unordered].sort((a, b) => compareIds(a.event.id, b.event.id));
     // An event that leaves its line lets the next one go: under the line's lock (inbox-line.ts).
-    const leftLine =
-      run.outcome === 'processed' || run.outcome === 'unhandled' ? run.event.orderingKey : null;
-    if (leftLine !== null) await lockLines(manager, run.event.memberId, [leftLine]);
-    const [, updated]: [unknown, number] = await manager.query(
-      `UPDATE stored_events
-       SET status = $3::varchar,
-           last_error = $4,
-           next_attempt_at = CASE WHEN $5::float8 IS NULL THEN NULL
-                                  ELSE GREATEST(now() + make_interval(secs => $5::float8),
-                                                CASE WHEN $6 THEN now()
+    const leftLines = (candidates: readonly CompletedRun[]): Line[] =>
+      candidates.flatMap((run) =>
+        (run.outcome === 'processed' || run.outcome === 'unhandled') &&
+        run.event.orderingKey !== null
+          ? [{ memberId: run.event.memberId, orderingKey: run.event.orderingKey }]
+          : [],
+      );
+    await lockLinesOfPortals(manager, leftLines(runs));
+    const [updated]: [{ id: string }[], number] = await manager.query(
+      `UPDATE stored_events AS e
+       SET status = r.outcome,
+           last_error = r.failure,
+           next_attempt_at = CASE WHEN r.retry_in_seconds IS NULL THEN NULL
+                                  ELSE GREATEST(now() + make_interval(secs => r.retry_in_seconds),
+                                                CASE WHEN r.ended THEN now()
                                                      ELSE now() + make_interval(secs => $7) END)
                              END,
-           processed_at = CASE WHEN $3::varchar = 'processed' THEN now() ELSE processed_at END,
-           claim_expires_at = CASE WHEN $6 THEN NULL ELSE now() + make_interval(secs => $7) END
-       WHERE id = $1 AND run_token = $2`,
+           processed_at = CASE WHEN r.outcome = 'processed' THEN now() ELSE e.processed_at END,
+           claim_expires_at = CASE WHEN r.ended THEN NULL ELSE now() + make_interval(secs => $7) END
+       FROM unnest($1::bigint[], $2::bigint[], $3::varchar[], $4::text[], $5::float8[], $6::boolean[])
+         AS r(id, run_token, outcome, failure, retry_in_seconds, ended)
+       WHERE e.id = r.id AND e.run_token = r.run_token
+       RETURNING e.id::text AS id`,
       [
-        run.event.id,
-        run.token,
-        run.outcome,
-        run.failure,
-        run.retryInSeconds,
-        run.ended,
+        runs.map((run) => run.event.id),
+        runs.map((run) => run.token),
+        runs.map((run) => run.outcome),
+        runs.map((run) => run.failure),
+        runs.map((run) => run.retryInSeconds),
+        runs.map((run) => run.ended),
         CLAIM_LEASE_SECONDS,
       ],
     );
-    if (updated !== 1) return false;
-    if (leftLine !== null) await promoteLineHead(manager, run.event.memberId, leftLine);
+    const ids = new Set(updated.map((row) => String(row.id)));
+    const current = runs.filter((run) => ids.has(run.event.id));
+    if (current.length === 0) return ids;
+    await promoteLineHeads(manager, leftLines(current));
     await manager.query(
       `INSERT INTO event_attempts
          (event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+       SELECT event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at
+       FROM jsonb_to_recordset($1::jsonb) AS r(event_id bigint, attempt integer, trigger varchar,
+              outcome varchar, handlers text[], error text, started_at timestamptz,
+              finished_at timestamptz)`,
       [
-        run.event.id,
-        run.event.attempts,
-        run.trigger,
-        run.outcome,
-        run.handlers,
-        run.failure,
-        run.startedAt,
-        run.finishedAt,
+        JSON.stringify(
+          current.map((run) => ({
+            event_id: run.event.id,
+            attempt: run.event.attempts,
+            trigger: run.trigger,
+            outcome: run.outcome,
+            handlers: run.handlers.map((handler) => handler.name),
+            error: run.failure,
+            started_at: run.startedAt,
+            finished_at: run.finishedAt,
+          })),
+        ),
       ],
     );
-    return true;
+    return ids;
   }
 }
 
-interface RecordedRun {
+/** Compares two bigint ids given as decimal strings. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** A run whose handlers ended, with all record() needs to write it. */
+export interface CompletedRun {
   event: StoredEventEntity;
+  /** The fencing token the run was claimed with. */
   token: string | null;
   trigger: AttemptTrigger;
   outcome: AttemptOutcome;
   failure: string | null;
   retryInSeconds: number | null;
+  /** False when a handler may still be running: the claim is kept until its lease lapses. */
   ended: boolean;
-  handlers: string[];
+  handlers: readonly RegisteredHandler[];
+  /** What each handler returned, in order (complete only when no handler failed). */
+  results: unknown[];
   startedAt: Date;
   finishedAt: Date;
 }

@@ -21,6 +21,12 @@ import type { EntityManager } from 'typeorm';
 /** The advisory locks of lines use the two-key form with this first key, apart from other locks. */
 const LINE_LOCK_SPACE = 18_018;
 
+/** One object's line: a portal and an ordering key. */
+export interface Line {
+  memberId: string;
+  orderingKey: string;
+}
+
 /**
  * Takes the locks of the given lines of one portal for the rest of the transaction, in one
  * statement and in one order (sorted), so two transactions never wait on each other in a circle.
@@ -31,14 +37,30 @@ export async function lockLines(
   memberId: string,
   orderingKeys: readonly (string | null)[],
 ): Promise<void> {
-  const keys = [...new Set(orderingKeys.filter((key): key is string => key !== null))];
-  if (keys.length === 0) return;
+  await lockLinesOfPortals(
+    manager,
+    orderingKeys
+      .filter((key): key is string => key !== null)
+      .map((orderingKey) => ({ memberId, orderingKey })),
+  );
+}
+
+/**
+ * lockLines for lines of any portals (a batch of recorded runs): one statement, every lock in the
+ * same global order (by hash), so it never waits in a circle with a drain or another batch.
+ */
+export async function lockLinesOfPortals(
+  manager: EntityManager,
+  lines: readonly Line[],
+): Promise<void> {
+  if (lines.length === 0) return;
   // pg_advisory_xact_lock is volatile, so Postgres calls it after the sort, in the sorted order.
   await manager.query(
     `SELECT pg_advisory_xact_lock(${LINE_LOCK_SPACE}, line.hash)
-     FROM (SELECT DISTINCT hashtext($1::text || chr(31) || key) AS hash FROM unnest($2::text[]) AS key) AS line
+     FROM (SELECT DISTINCT hashtext(l.member_id || chr(31) || l.ordering_key) AS hash
+           FROM unnest($1::text[], $2::text[]) AS l(member_id, ordering_key)) AS line
      ORDER BY line.hash`,
-    [memberId, keys],
+    [lines.map((line) => line.memberId), lines.map((line) => line.orderingKey)],
   );
 }
 
@@ -49,23 +71,25 @@ export async function lockLines(
 export const UNFINISHED_STATUSES_SQL = `('pending','failed','dead')`;
 
 /**
- * After an event of the line left it (processed, unhandled, discarded): its new head, if that one
- * waits to be run, becomes due now. Must run under the line's lock, after the change that ended
- * the event, in the same transaction.
+ * After an event of each given line left it (processed, unhandled, discarded): the line's new
+ * head, if that one waits to be run, becomes due now. One statement for any number of lines. Must
+ * run under the lines' locks, after the changes that ended the events, in the same transaction.
  */
-export async function promoteLineHead(
+export async function promoteLineHeads(
   manager: EntityManager,
-  memberId: string,
-  orderingKey: string,
+  lines: readonly Line[],
 ): Promise<void> {
+  if (lines.length === 0) return;
   await manager.query(
-    `UPDATE stored_events SET next_attempt_at = now()
-     WHERE id = (SELECT id FROM stored_events
-                 WHERE member_id = $1 AND ordering_key = $2
-                   AND status IN ${UNFINISHED_STATUSES_SQL}
-                 ORDER BY id LIMIT 1)
-       AND status IN ('pending','failed') AND next_attempt_at IS NULL`,
-    [memberId, orderingKey],
+    `UPDATE stored_events AS s SET next_attempt_at = now()
+     FROM (SELECT (SELECT h.id FROM stored_events h
+                   WHERE h.member_id = l.member_id AND h.ordering_key = l.ordering_key
+                     AND h.status IN ${UNFINISHED_STATUSES_SQL}
+                   ORDER BY h.id LIMIT 1) AS id
+           FROM (SELECT DISTINCT member_id, ordering_key
+                 FROM unnest($1::text[], $2::text[]) AS l(member_id, ordering_key)) AS l) AS head
+     WHERE s.id = head.id AND s.status IN ('pending','failed') AND s.next_attempt_at IS NULL`,
+    [lines.map((line) => line.memberId), lines.map((line) => line.orderingKey)],
   );
 }
 

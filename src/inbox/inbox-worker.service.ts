@@ -5,22 +5,36 @@ import {
   OnModuleDestroy,
 } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { DataSource, In } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import { EventProcessor } from './event-processor.service';
 import { waitsInLine } from './inbox-line';
-import { StoredEventEntity } from './stored-event.entity';
+import { RunRecordQueue } from './run-record-queue';
+import {
+  storedEventColumns,
+  StoredEventEntity,
+  storedEventFromRow,
+  StoredEventRow,
+} from './stored-event.entity';
 
 const ABANDONED_SWEEP_MS = 10_000;
 const MAX_ERROR_BACKOFF_MS = 30_000;
 /** On shutdown, running handlers get this long to finish; then the process goes anyway. */
 const SHUTDOWN_GRACE_MS = 8000;
+/** Ended runs recorded in one transaction at most. */
+const RECORD_BATCH_MAX = 500;
+/**
+ * Ended runs not yet recorded at most: past this the worker claims nothing until recording
+ * catches up, so claims (held by unrecorded runs) never run far ahead of the database.
+ */
+const RECORD_BACKLOG_MAX = 2 * RECORD_BATCH_MAX;
 
 /**
- * Claims up to $1 due events for $2 seconds (attempts < $3), oldest due first. Only heads of their
- * object's line are due (inbox-line.ts), so blocked events cost the scan nothing; the line check
- * still decides. SKIP LOCKED lets replicas claim side by side.
+ * Claims up to $1 due events for $2 seconds (attempts < $3), oldest due first, and returns them
+ * whole. Only heads of their object's line are due (inbox-line.ts), so blocked events cost the
+ * scan nothing; the line check still decides, and it also keeps one claim from taking two events
+ * of one line (the later sees the earlier unfinished). SKIP LOCKED lets replicas claim side by side.
  */
 export const CLAIM_DUE_SQL = `UPDATE stored_events AS e
        SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
@@ -35,11 +49,12 @@ export const CLAIM_DUE_SQL = `UPDATE stored_events AS e
          ORDER BY c.next_attempt_at, c.id
          LIMIT $1
          FOR UPDATE SKIP LOCKED)
-       RETURNING e.id`;
+       RETURNING ${storedEventColumns('e')}`;
 
 /**
- * Claims due stored events (FOR UPDATE SKIP LOCKED, so replicas share the work) and runs their
- * handlers with bounded concurrency. An event whose ordering key (one CRM object) has an earlier
+ * Claims due stored events (FOR UPDATE SKIP LOCKED, so replicas share the work), as many in one
+ * statement as there are free slots, runs their handlers with bounded concurrency (at most
+ * INBOX_CONCURRENCY handler runs at once) and records the ended runs in batches (RunRecordQueue). An event whose ordering key (one CRM object) has an earlier
  * unfinished (pending, failed) or dead event waits for it, so changes of one object are handled
  * in order and none is handled past a change that failed for good, until the operator acts.
  */
@@ -48,7 +63,9 @@ export class InboxWorker
   implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
 {
   private readonly log: Logger;
+  /** Handler runs under way (a slot each); ended runs wait in `records` until written. */
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly records: RunRecordQueue;
   private loop: Promise<void> | undefined;
   private stopping = false;
   private stopRequestedAt = 0;
@@ -64,6 +81,19 @@ export class InboxWorker
     appLogger: AppLogger,
   ) {
     this.log = appLogger.child('inbox');
+    this.records = new RunRecordQueue(
+      (runs) => this.processor.record(runs),
+      (error, runs) => {
+        for (const run of runs) {
+          this.log.error(
+            { err: error, memberId: run.event.memberId, eventId: run.event.id },
+            'could not record a handler run; the event is retried after its claim expires',
+          );
+        }
+      },
+      () => this.wake(),
+      RECORD_BATCH_MAX,
+    );
   }
 
   onApplicationBootstrap(): void {
@@ -84,11 +114,13 @@ export class InboxWorker
 
   async beforeApplicationShutdown(): Promise<void> {
     await this.loop;
-    if (this.inFlight.size === 0) return;
+    if (this.inFlight.size === 0 && this.records.size === 0) return;
     const remaining = Math.max(0, this.stopRequestedAt + SHUTDOWN_GRACE_MS - Date.now());
     let timer: NodeJS.Timeout | undefined;
     const settled = await Promise.race([
-      Promise.allSettled([...this.inFlight]).then(() => true),
+      Promise.allSettled([...this.inFlight])
+        .then(() => this.records.drained())
+        .then(() => true),
       new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), remaining))),
     ]);
     clearTimeout(timer);
@@ -107,11 +139,12 @@ export class InboxWorker
       let waitMs = idlePollMs;
       try {
         const free = this.config.inbox.concurrency - this.inFlight.size;
-        if (free > 0) {
+        if (free > 0 && this.records.size < RECORD_BACKLOG_MAX) {
           await this.sweepAbandoned();
           const claimed = await this.claimDue(free);
           for (const event of claimed) this.start(event);
-          // A full claim means more may be due: go again as soon as a slot frees.
+          // A full claim means more may be due: go again as soon as a slot frees (or, with the
+          // record backlog full, as soon as a batch is written).
           if (claimed.length === free) waitMs = idlePollMs * 5;
         }
         if (consecutiveFailures > 0) {
@@ -132,14 +165,15 @@ export class InboxWorker
     }
   }
 
+  /** A slot is taken while the handlers run; the ended run is recorded with others. */
   private start(event: StoredEventEntity): void {
     const run = this.processor
-      .process(event, 'automatic')
-      .then(() => undefined)
+      .run(event, 'automatic')
+      .then((ended) => this.records.add(ended))
       .catch((error: unknown) => {
         this.log.error(
           { err: error, memberId: event.memberId, eventId: event.id },
-          'could not record a handler run; the event is retried after its claim expires',
+          'a handler run failed outside its handlers; the event is retried after its claim expires',
         );
       })
       .finally(() => {
@@ -167,16 +201,12 @@ export class InboxWorker
   }
 
   private async claimDue(limit: number): Promise<StoredEventEntity[]> {
-    const [rows]: [{ id: string }[], number] = await this.dataSource.query(CLAIM_DUE_SQL, [
+    const [rows]: [StoredEventRow[], number] = await this.dataSource.query(CLAIM_DUE_SQL, [
       limit,
       this.processor.claimSeconds(),
       this.config.inbox.maxAttempts,
     ]);
-    if (rows.length === 0) return [];
-    return this.dataSource.getRepository(StoredEventEntity).find({
-      where: { id: In(rows.map((row) => row.id)) },
-      order: { id: 'ASC' },
-    });
+    return rows.map(storedEventFromRow);
   }
 
   /**

@@ -13,7 +13,7 @@ import {
   StoredEventNotFoundError,
 } from './inbox.errors';
 import { InboxWakeup } from './inbox-wakeup.service';
-import { lockLines, promoteLineHead, UNFINISHED_STATUSES_SQL, waitsInLine } from './inbox-line';
+import { lockLines, promoteLineHeads, UNFINISHED_STATUSES_SQL, waitsInLine } from './inbox-line';
 import { orderingKeyFor } from './ordering-key';
 import {
   quarantinedOfflineRow,
@@ -346,7 +346,9 @@ export class InboxService {
       );
       // The object's next event, if it waited behind this one, is due now.
       if (row.ordering_key !== null) {
-        await promoteLineHead(manager, row.member_id, row.ordering_key);
+        await promoteLineHeads(manager, [
+          { memberId: row.member_id, orderingKey: row.ordering_key },
+        ]);
       }
       return row;
     });

@@ -132,3 +132,81 @@ export class StoredEventEntity {
   @Column({ name: 'run_token', type: 'bigint', nullable: true })
   runToken: string | null;
 }
+
+/** A stored_events row as Postgres returns it (bigints as text). */
+export interface StoredEventRow {
+  id: string;
+  member_id: string;
+  source: EventSource;
+  queue_id: string | null;
+  message_id: string | null;
+  process_id: string | null;
+  dedup_key: string | null;
+  event_name: string;
+  ordering_key: string | null;
+  data: unknown;
+  additional: unknown;
+  bitrix_timestamp: Date | null;
+  received_at: Date;
+  status: EventStatus;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: Date | null;
+  processed_at: Date | null;
+  claim_expires_at: Date | null;
+  run_token: string | null;
+}
+
+const STORED_EVENT_COLUMNS: readonly (keyof StoredEventRow)[] = [
+  'id',
+  'member_id',
+  'source',
+  'queue_id',
+  'message_id',
+  'process_id',
+  'dedup_key',
+  'event_name',
+  'ordering_key',
+  'data',
+  'additional',
+  'bitrix_timestamp',
+  'received_at',
+  'status',
+  'attempts',
+  'last_error',
+  'next_attempt_at',
+  'processed_at',
+  'claim_expires_at',
+  'run_token',
+];
+
+/** The select list of a whole StoredEventRow of table alias `alias`. */
+export function storedEventColumns(alias: string): string {
+  return STORED_EVENT_COLUMNS.map((column) => `${alias}.${column}`).join(', ');
+}
+
+/** A row read with storedEventColumns() (e.g. in a RETURNING list) as the entity. */
+export function storedEventFromRow(row: StoredEventRow): StoredEventEntity {
+  return Object.assign(new StoredEventEntity(), {
+    id: String(row.id),
+    memberId: row.member_id,
+    source: row.source,
+    queueId: row.queue_id === null ? null : String(row.queue_id),
+    messageId: row.message_id,
+    processId: row.process_id,
+    dedupKey: row.dedup_key,
+    eventName: row.event_name,
+    orderingKey: row.ordering_key,
+    data: row.data,
+    additional: row.additional,
+    bitrixTimestamp: row.bitrix_timestamp,
+    receivedAt: row.received_at,
+    status: row.status,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    nextAttemptAt: row.next_attempt_at,
+    processedAt: row.processed_at,
+    claimExpiresAt: row.claim_expires_at,
+    runToken: row.run_token === null ? null : String(row.run_token),
+  });
+}
