@@ -56,14 +56,18 @@ export class OfflineCallTimeout {
   answered(memberId: string, elapsedMs: number): void {
     const times = this.byPortal.get(memberId);
     if (times === undefined) {
-      this.remember(memberId, { smoothedMs: elapsedMs, deviationMs: elapsedMs / 2, backoff: 0 });
+      this.byPortal.set(memberId, {
+        smoothedMs: elapsedMs,
+        deviationMs: elapsedMs / 2,
+        backoff: 0,
+      });
       return;
     }
     times.deviationMs +=
       DEVIATION_GAIN * (Math.abs(times.smoothedMs - elapsedMs) - times.deviationMs);
     times.smoothedMs += SMOOTHING * (elapsedMs - times.smoothedMs);
     times.backoff = 0;
-    this.remember(memberId, times);
+    this.byPortal.set(memberId, times);
   }
 
   /** A call got no answer within its wait: the next one waits twice as long (up to the ceiling). */
@@ -76,15 +80,11 @@ export class OfflineCallTimeout {
       backoff: 0,
     };
     if (current < this.ceilingMs) times.backoff += 1;
-    this.remember(memberId, times);
+    this.byPortal.set(memberId, times);
   }
 
   /** Portals remembered now (bounded by OFFLINE_TIMEOUT_PORTALS). */
   get size(): number {
     return this.byPortal.size;
-  }
-
-  private remember(memberId: string, times: PortalAnswerTimes): void {
-    this.byPortal.set(memberId, times);
   }
 }

@@ -151,7 +151,7 @@ export class LicenseService implements OnApplicationShutdown {
       this.reads.inc({ trigger, outcome: 'throttled' });
       return Promise.resolve('throttled');
     }
-    this.remember(memberId, now);
+    this.recentRequests.set(memberId, now);
     const claim = this.claimRead(memberId).then((claimed): LicenseReadRequest => {
       if (!claimed || this.stopping) {
         this.reads.inc({ trigger, outcome: 'throttled' });
@@ -216,10 +216,6 @@ export class LicenseService implements OnApplicationShutdown {
       this.log.warn({ err: error, memberId }, 'app.info re-read not claimed');
       return false;
     }
-  }
-
-  private remember(memberId: string, now: number): void {
-    this.recentRequests.set(memberId, now);
   }
 
   private track(work: Promise<unknown>): void {

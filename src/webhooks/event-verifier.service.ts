@@ -5,6 +5,7 @@ import { hashApplicationToken, InstallationService } from '../portals/installati
 import { PortalStatusService } from '../portals/portal-status.service';
 import { PortalEntity } from '../portals/portal.entity';
 import type { PortalStatus } from '../portals/portal-status';
+import { LruMap } from '../common/lru-map';
 
 /**
  * How long a portal's verification data is trusted in memory. Changes made by this process
@@ -39,7 +40,7 @@ export type Verification =
 @Injectable()
 export class EventVerifier {
   private readonly portals: Repository<PortalEntity>;
-  private readonly slots = new Map<string, CacheSlot>();
+  private readonly slots = new LruMap<string, CacheSlot>(MAX_CACHED_PORTALS);
 
   constructor(
     dataSource: DataSource,
@@ -74,14 +75,9 @@ export class EventVerifier {
     const credentials = this.load(memberId);
     // Concurrent misses for one portal share this one query (and its failure, which is not kept).
     const slot: CacheSlot = { expiresAt: now + CACHE_TTL_MS, credentials };
-    this.slots.delete(memberId);
-    if (this.slots.size >= MAX_CACHED_PORTALS) {
-      const oldest = this.slots.keys().next();
-      if (!oldest.done) this.slots.delete(oldest.value);
-    }
     this.slots.set(memberId, slot);
     credentials.catch(() => {
-      if (this.slots.get(memberId) === slot) this.slots.delete(memberId);
+      if (this.slots.peek(memberId) === slot) this.slots.delete(memberId);
     });
     return credentials;
   }
