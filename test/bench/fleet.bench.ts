@@ -37,6 +37,7 @@ const HEAP_SNAPSHOT = process.env.BENCH_FLEET_HEAP_SNAPSHOT === '1';
 
 async function takeHeapSnapshot(pid: number): Promise<void> {
   const before = new Set(readdirSync('.'));
+  let lastSize = -1;
   process.kill(pid, 'SIGUSR2');
   await waitUntil(
     'the heap snapshot',
@@ -47,8 +48,8 @@ async function takeHeapSnapshot(pid: number): Promise<void> {
       // The file appears at once and grows; it is complete when its size stops changing.
       if (!written) return false;
       const size = statSync(written).size;
-      const done = size > 0 && size === lastSnapshotSize;
-      lastSnapshotSize = size;
+      const done = size > 0 && size === lastSize;
+      lastSize = size;
       if (done) console.log(`heap snapshot: ${written}`);
       return done;
     },
@@ -56,7 +57,6 @@ async function takeHeapSnapshot(pid: number): Promise<void> {
     1000,
   );
 }
-let lastSnapshotSize = -1;
 
 function memoryKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
