@@ -1,13 +1,15 @@
 /**
  * Many portals, one instance: N portals × 100 queued events each, announced by ONOFFLINEEVENT,
- * drained by one server process (a real child process, measured from outside). Reports total
- * events/s, p99 time from enqueue to stored, and the server's peak RSS; run at 100 and 1,000
- * portals to show that the cost per extra portal is flat.
+ * drained by one server process (the production build with `npm run start:prod`'s Node.js flags,
+ * a real child process, measured from outside) that also runs a handler for every drained event.
+ * Reports total events/s, p50/p99 time from enqueue to stored, how long a portal waited for its
+ * first stored event (fairness), whether the inbox kept up with the drain, and the server's idle
+ * and peak RSS; run at 1,000 and 10,000 portals to show that the cost per extra portal is flat.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
 import { startEmulator } from '../../src/emulator';
-import { startAppProcess } from '../support/app-process';
+import { productionNodeOptions, startAppProcess } from '../support/app-process';
 import { installPortalDirectly } from '../support/portal-fixtures';
 import { freePort, startTestApp, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../support/test-app';
 import {
@@ -25,8 +27,25 @@ const STORE = process.env.BENCH_RATE_LIMIT_STORE
   ? { BITRIX24_RATE_LIMIT_STORE: process.env.BENCH_RATE_LIMIT_STORE }
   : {};
 
-/** BENCH_SERVER_NODE_ARGS="--heapsnapshot-signal=SIGUSR2 …" passes flags to the server process. */
-const NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** How long to wait, once every event is stored, for the inbox to have run them all. */
+const INBOX_WAIT_MS = Number(process.env.BENCH_FLEET_INBOX_WAIT_S ?? 300) * 1000;
+
+/** BENCH_SERVER_ENV="INBOX_CONCURRENCY=64 DRAIN_CONCURRENCY=32" sets the server's environment. */
+const SERVER_ENV = Object.fromEntries(
+  (process.env.BENCH_SERVER_ENV ?? '')
+    .split(' ')
+    .filter(Boolean)
+    .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+);
+
+/**
+ * The server runs with the flags `npm run start:prod` and the Docker image give it;
+ * BENCH_SERVER_NODE_ARGS="…" replaces them (BENCH_SERVER_NODE_ARGS=" " runs Node's defaults).
+ */
+const NODE_ARGS =
+  process.env.BENCH_SERVER_NODE_ARGS === undefined
+    ? productionNodeOptions()
+    : process.env.BENCH_SERVER_NODE_ARGS.split(' ').filter(Boolean);
 
 /**
  * BENCH_FLEET_HEAP_SNAPSHOT=1: once everything is stored, the server writes a heap snapshot
@@ -71,6 +90,13 @@ interface FleetResult {
   eventsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /** Per portal, from its enqueue to its first stored event: how long it waited for its turn. */
+  firstPageP99Ms: number;
+  firstPageMaxMs: number;
+  /** Stored events the inbox had not yet run when the last one was stored. */
+  inboxWaiting: number;
+  /** From the first enqueue until the inbox had run every stored event; undefined: not within the wait. */
+  inboxDoneSeconds: number | undefined;
   idleRssMiB: number;
   peakRssMiB: number;
 }
@@ -116,7 +142,10 @@ async function runFleet(portals: number): Promise<FleetResult> {
         LOG_LEVEL: 'warn',
         BITRIX24_OAUTH_URL: emulator.url,
         POLL_INTERVAL_SECONDS: '0',
+        // A handler for the drained events (logs at info, below LOG_LEVEL): the inbox runs each.
+        EXAMPLE_HANDLERS: 'true',
         ...STORE,
+        ...SERVER_ENV,
       },
     });
     try {
@@ -143,7 +172,23 @@ async function runFleet(portals: number): Promise<FleetResult> {
         200,
       );
       const peakRss = memoryKiB(server.pid, 'VmHWM');
+      const inboxWaiting = async (): Promise<number> => {
+        const [{ waiting }] = await database.query<{ waiting: string }>(
+          `SELECT count(*) AS waiting FROM stored_events WHERE status IN ('pending','failed')`,
+        );
+        return Number(waiting);
+      };
+      const waitingAtDrainEnd = await inboxWaiting();
       if (HEAP_SNAPSHOT) await takeHeapSnapshot(server.pid);
+      let inboxDoneSeconds: number | undefined;
+      await waitUntil(
+        'the inbox to run every event',
+        async () => (await inboxWaiting()) === 0,
+        INBOX_WAIT_MS,
+        500,
+      )
+        .then(() => (inboxDoneSeconds = (Date.now() - startedAt) / 1000))
+        .catch(() => undefined);
       const rows = await database.query<{ member_id: string; received_ms: string }>(
         `SELECT member_id, (extract(epoch FROM received_at) * 1000)::bigint AS received_ms FROM stored_events`,
       );
@@ -152,7 +197,17 @@ async function runFleet(portals: number): Promise<FleetResult> {
         .sort((a, b) => a - b);
       // A loop, not Math.max(...rows): a million arguments overflow the stack.
       let lastStored = -Infinity;
-      for (const row of rows) lastStored = Math.max(lastStored, Number(row.received_ms));
+      const firstStored = new Map<string, number>();
+      for (const row of rows) {
+        const receivedMs = Number(row.received_ms);
+        lastStored = Math.max(lastStored, receivedMs);
+        const first = firstStored.get(row.member_id);
+        if (first === undefined || receivedMs < first) firstStored.set(row.member_id, receivedMs);
+      }
+      const firstPageWaits = [...firstStored].map(
+        ([memberId, ms]) => ms - enqueuedAt.get(memberId)!,
+      );
+      firstPageWaits.sort((a, b) => a - b);
       const seconds = (lastStored - startedAt) / 1000;
       return {
         portals,
@@ -161,6 +216,10 @@ async function runFleet(portals: number): Promise<FleetResult> {
         eventsPerSecond: rows.length / seconds,
         p50Ms: percentile(latencies, 50),
         p99Ms: percentile(latencies, 99),
+        firstPageP99Ms: percentile(firstPageWaits, 99),
+        firstPageMaxMs: firstPageWaits[firstPageWaits.length - 1],
+        inboxWaiting: waitingAtDrainEnd,
+        inboxDoneSeconds,
         idleRssMiB: idleRss / 1024,
         peakRssMiB: peakRss / 1024,
       };
@@ -180,7 +239,7 @@ async function main(): Promise<void> {
     const result = await runFleet(portals);
     results.push(result);
     console.log(
-      `${result.portals} portals × ${EVENTS_PER_PORTAL} events: ${result.events} stored in ${result.seconds.toFixed(1)} s = ${result.eventsPerSecond.toFixed(0)} events/s; time-to-stored p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms; server RSS idle ${result.idleRssMiB.toFixed(0)} MiB, peak ${result.peakRssMiB.toFixed(0)} MiB`,
+      `${result.portals} portals × ${EVENTS_PER_PORTAL} events: ${result.events} stored in ${result.seconds.toFixed(1)} s = ${result.eventsPerSecond.toFixed(0)} events/s; time-to-stored p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms; first page of a portal p99 ${result.firstPageP99Ms} ms, max ${result.firstPageMaxMs} ms; inbox: ${result.inboxWaiting} not yet run when the last was stored (${((result.events - result.inboxWaiting) / result.seconds).toFixed(0)} runs/s), ${result.inboxDoneSeconds === undefined ? `not all run within ${INBOX_WAIT_MS / 1000} s more` : `all run after ${result.inboxDoneSeconds.toFixed(1)} s`}; server RSS idle ${result.idleRssMiB.toFixed(0)} MiB, peak ${result.peakRssMiB.toFixed(0)} MiB`,
     );
   }
   if (results.length > 1) {

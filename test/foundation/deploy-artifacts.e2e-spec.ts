@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { productionNodeOptions } from '../support/app-process';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -124,5 +125,17 @@ describe('deploy/: Prometheus alert rules and the Grafana dashboard', () => {
         }
       }
     }
+  });
+});
+
+describe('the production server’s Node.js flags', () => {
+  it('are the same in `npm run start:prod`, the Docker image and the benchmarks', () => {
+    const flags = productionNodeOptions();
+    // A heap sized for a small instance: young generation and old-space limit both set.
+    expect(flags.some((flag) => flag.startsWith('--max-semi-space-size='))).toBe(true);
+    expect(flags.some((flag) => flag.startsWith('--max-old-space-size='))).toBe(true);
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const image = /NODE_OPTIONS="([^"]*)"/.exec(dockerfile);
+    expect(image?.[1].split(' ')).toEqual(flags);
   });
 });

@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, testAppEnvironment } from './test-app';
 
@@ -14,6 +15,19 @@ const MAIN = path.join(ROOT, 'src', 'main.ts');
  */
 const REGISTER_TYPESCRIPT = path.join(ROOT, 'scripts', 'register-typescript.js');
 const BUILT_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
+
+/**
+ * The Node.js flags `npm run start:prod` runs the server with unless NODE_OPTIONS is set (its
+ * `${NODE_OPTIONS:-…}` default), and so what a benchmark of the production server passes.
+ */
+export function productionNodeOptions(): string[] {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const match = /\$\{NODE_OPTIONS:-([^}]*)\}/.exec(pkg.scripts['start:prod']);
+  if (!match) throw new Error('the start:prod script sets no default NODE_OPTIONS');
+  return match[1].split(' ').filter(Boolean);
+}
 
 export interface ExitStatus {
   code: number | null;
