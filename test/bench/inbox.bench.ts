@@ -15,12 +15,12 @@
  */
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import type { OfflineEvent } from '../../src/bitrix24/bitrix24.types';
 import { CLAIM_DUE_SQL } from '../../src/inbox/inbox-worker.service';
 import { InboxService } from '../../src/inbox/inbox.service';
 import { OnBitrix24Event } from '../../src/inbox/on-bitrix24-event.decorator';
 import { startTestApp, TestApp } from '../support/test-app';
 import { createBenchDatabase, machineDescription, percentile } from './bench-environment';
+import { dealUpdateRows } from '../support/offline-rows';
 
 const EVENTS = Number(process.env.BENCH_INBOX_EVENTS ?? 20_000);
 const DEALS = Number(process.env.BENCH_INBOX_DEALS ?? 2_000);
@@ -42,17 +42,6 @@ class NoOpDealHandler {
 @Module({ providers: [NoOpDealHandler] })
 class NoOpHandlersModule {}
 
-function rows(firstId: number, deals: readonly string[]): OfflineEvent[] {
-  return deals.map((deal, index) => ({
-    ID: String(firstId + index),
-    TIMESTAMP_X: new Date().toISOString(),
-    EVENT_NAME: 'ONCRMDEALUPDATE',
-    EVENT_DATA: { FIELDS: { ID: deal } },
-    EVENT_ADDITIONAL: {},
-    MESSAGE_ID: `bench-${firstId + index}`,
-  }));
-}
-
 /** Stores `deals` (one entry per event, in order) as drained pages of one portal. */
 async function storePages(app: TestApp, memberId: string, deals: readonly string[]): Promise<void> {
   const inbox = app.app.get(InboxService);
@@ -62,7 +51,7 @@ async function storePages(app: TestApp, memberId: string, deals: readonly string
         manager,
         memberId,
         `bench-${memberId}-${start}`,
-        rows(start + 1, deals.slice(start, start + PAGE)),
+        dealUpdateRows(start + 1, deals.slice(start, start + PAGE), 'bench'),
       );
     });
   }

@@ -1,11 +1,12 @@
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import type { OfflineEvent } from '../../src/bitrix24/bitrix24.types';
 import type { InboxEvent } from '../../src/inbox/inbox-event';
 import { InboxService } from '../../src/inbox/inbox.service';
 import { OnBitrix24Event } from '../../src/inbox/on-bitrix24-event.decorator';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { startTestApp, TestApp } from '../support/test-app';
+import { eventually } from '../support/eventually';
+import { dealUpdateRows } from '../support/offline-rows';
 
 /**
  * What both replicas' handlers saw, in one place: they run in this one test process, so a run of
@@ -54,27 +55,6 @@ class SharedLineRecorder {
 
 @Module({ providers: [SharedLineRecorder] })
 class SharedLineRecorderModule {}
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function offlineRows(firstId: number, deals: readonly string[]): OfflineEvent[] {
-  return deals.map((deal, index) => ({
-    ID: String(firstId + index),
-    TIMESTAMP_X: new Date().toISOString(),
-    EVENT_NAME: 'ONCRMDEALUPDATE',
-    EVENT_DATA: { FIELDS: { ID: deal } },
-    EVENT_ADDITIONAL: {},
-    MESSAGE_ID: `m-${firstId + index}`,
-  }));
-}
 
 /**
  * Runs are claimed many at a time and recorded many at a time (RunRecordQueue). These tests hold
@@ -127,7 +107,7 @@ describe('the inbox: batched claims and records', () => {
             manager,
             memberId,
             `p-${page}`,
-            offlineRows(page * 100, picked),
+            dealUpdateRows(page * 100, picked),
           ),
         );
         inbox.eventsCommitted();
@@ -196,7 +176,7 @@ describe('the inbox: batched claims and records', () => {
       let release!: () => void;
       seen.gate = new Promise<void>((resolve) => (release = resolve));
       await dataSource.transaction((manager) =>
-        inbox.insertOfflineEvents(manager, memberId, 'p-poison', offlineRows(5000, deals)),
+        inbox.insertOfflineEvents(manager, memberId, 'p-poison', dealUpdateRows(5000, deals)),
       );
       const ids: { id: string }[] = await dataSource.query(
         `SELECT id::text AS id FROM stored_events WHERE member_id = $1 ORDER BY stored_events.id`,

@@ -10,6 +10,7 @@ import { OnBitrix24Event } from '../../src/inbox/on-bitrix24-event.decorator';
 import { AppLogger, createPinoLogger } from '../../src/logging/app-logger';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_ENCRYPTION_KEY } from '../support/test-app';
+import { eventually } from '../support/eventually';
 
 interface Run {
   eventId: string;
@@ -62,21 +63,6 @@ class DealDeleteHandler {
 
 @Module({ providers: [DealDeleteHandler] })
 class DealDeleteHandlersModule {}
-
-async function eventually<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`condition not met in ${timeoutMs} ms: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('the inbox: handlers, retries, dead letters, replay', () => {
   let database: TestDatabase;

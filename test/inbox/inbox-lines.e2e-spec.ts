@@ -1,12 +1,13 @@
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import type { OfflineEvent } from '../../src/bitrix24/bitrix24.types';
 import type { InboxEvent } from '../../src/inbox/inbox-event';
 import { CLAIM_DUE_SQL } from '../../src/inbox/inbox-worker.service';
 import { InboxService } from '../../src/inbox/inbox.service';
 import { OnBitrix24Event } from '../../src/inbox/on-bitrix24-event.decorator';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { startTestApp, TestApp } from '../support/test-app';
+import { eventually } from '../support/eventually';
+import { dealUpdateRows } from '../support/offline-rows';
 
 /**
  * Records every run of a deal event: the order runs of one deal start in, and whether two runs
@@ -38,29 +39,7 @@ class LineRecorder {
 @Module({ providers: [LineRecorder] })
 class LineRecorderModule {}
 
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Offline queue rows as event.offline.get returns them, numbered from `firstId`. */
-function offlineRows(firstId: number, deals: readonly string[]): OfflineEvent[] {
-  return deals.map((deal, index) => ({
-    ID: String(firstId + index),
-    TIMESTAMP_X: new Date().toISOString(),
-    EVENT_NAME: 'ONCRMDEALUPDATE',
-    EVENT_DATA: { FIELDS: { ID: deal } },
-    EVENT_ADDITIONAL: {},
-    MESSAGE_ID: `m-${firstId + index}`,
-  }));
-}
 
 describe("the inbox: an object's line", () => {
   let database: TestDatabase;
@@ -127,7 +106,7 @@ describe("the inbox: an object's line", () => {
     it('takes ids of a line in commit order: an event stored while an earlier one of its object is still being committed waits for that commit and runs after it', async () => {
       const drainCommitted = dataSource.transaction(async (manager) => {
         await inbox.insertOfflineEvents(manager, memberId, 'p-commit-order', [
-          ...offlineRows(1, ['commit-order']),
+          ...dealUpdateRows(1, ['commit-order']),
         ]);
         // The online event of the same deal arrives while the drain has not committed yet.
         const online = storeOnline('commit-order');
@@ -207,7 +186,7 @@ describe("the inbox: an object's line", () => {
             manager,
             memberId,
             `p-mix-${page}`,
-            offlineRows(1000 + page * 10, picked),
+            dealUpdateRows(1000 + page * 10, picked),
           );
           await sleep(20);
         }),
@@ -279,13 +258,13 @@ describe("the inbox: an object's line", () => {
       const blocked = Array.from({ length: 3000 }, () => 'blocked');
       const busy = Array.from({ length: 3000 }, () => 'busy');
       await dataSource.transaction(async (manager) => {
-        await inbox.insertOfflineEvents(manager, memberId, 'p-blocked', offlineRows(1, blocked));
-        await inbox.insertOfflineEvents(manager, memberId, 'p-busy', offlineRows(5001, busy));
+        await inbox.insertOfflineEvents(manager, memberId, 'p-blocked', dealUpdateRows(1, blocked));
+        await inbox.insertOfflineEvents(manager, memberId, 'p-busy', dealUpdateRows(5001, busy));
         await inbox.insertOfflineEvents(
           manager,
           memberId,
           'p-free',
-          offlineRows(9001, ['free-1', 'free-2', 'free-3']),
+          dealUpdateRows(9001, ['free-1', 'free-2', 'free-3']),
         );
       });
       // The blocked deal's first event failed for good; the busy deal's first one is running.

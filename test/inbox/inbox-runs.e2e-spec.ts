@@ -12,6 +12,7 @@ import { StoredEventEntity } from '../../src/inbox/stored-event.entity';
 import { AppLogger, createPinoLogger } from '../../src/logging/app-logger';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_ENCRYPTION_KEY } from '../support/test-app';
+import { eventually } from '../support/eventually';
 
 /**
  * A handler that, for deal "slow", outlives the handler timeout and ignores its abort signal for
@@ -39,21 +40,6 @@ class SlowDealHandler {
 
 @Module({ providers: [SlowDealHandler] })
 class SlowHandlersModule {}
-
-async function eventually<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`condition not met in ${timeoutMs} ms: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('the inbox: one run of an object at a time', () => {
   let database: TestDatabase;

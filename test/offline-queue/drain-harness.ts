@@ -104,23 +104,7 @@ export async function storedCounts(sql: Client, memberId: string): Promise<Store
   return { rows: Number(rows[0].rows), distinctQueueIds: Number(rows[0].distinct_queue_ids) };
 }
 
-export async function eventually<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `condition not met within ${timeoutMs} ms; last value ${JSON.stringify(value)}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-}
+export { eventually } from '../support/eventually';
 
 /** Log lines (pino JSON) of an app that mention the portal and carry the message. */
 export function logLines(logs: readonly string[], memberId: string, message: string): string[] {
