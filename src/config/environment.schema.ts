@@ -196,12 +196,16 @@ export class EnvironmentSchema {
   @Max(100)
   INBOX_MAX_ATTEMPTS = 8;
 
-  /** 0 makes an ingest-only replica: it stores events and leaves their handlers to the others. */
+  /**
+   * Handler runs at once per replica; also how many events one claim takes, so with fast handlers
+   * it sets the inbox's rate (one claim statement per this many runs). 0 makes an ingest-only
+   * replica: it stores events and leaves their handlers to the others.
+   */
   @Transform(toInt)
   @IsInt()
   @Min(0)
-  @Max(64)
-  INBOX_CONCURRENCY = 4;
+  @Max(256)
+  INBOX_CONCURRENCY = 32;
 
   /**
    * How often an idle worker looks for due events. New events wake the workers of every replica at
