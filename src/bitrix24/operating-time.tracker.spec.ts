@@ -48,6 +48,7 @@ describe('OperatingTimeTracker', () => {
     expect(tracker.usage('m1', 'crm.deal.list')).toEqual({
       operatingSeconds: 4,
       resetAtMs: undefined,
+      resetAt: undefined,
       observedAtMs: 1_000,
     });
     expect(tracker.usage('m2', 'crm.deal.list')?.operatingSeconds).toBe(1);

@@ -31,6 +31,8 @@ export interface OperatingUsage {
    * Bitrix24's clock and ours does not move it.
    */
   readonly resetAtMs: number | undefined;
+  /** `time.operating_reset_at` as sent: unix seconds of Bitrix24's own clock. */
+  readonly resetAt: number | undefined;
   /** When the answer that reported it arrived (our clock, ms). */
   readonly observedAtMs: number;
 }
@@ -88,6 +90,7 @@ export class OperatingTimeTracker {
     this.usageByKey.set(key, {
       operatingSeconds: time.operating,
       resetAtMs: resetAtOf(time, nowMs),
+      resetAt: typeof time.operating_reset_at === 'number' ? time.operating_reset_at : undefined,
       observedAtMs: nowMs,
       warned: nearLimit,
     });
@@ -100,6 +103,7 @@ export class OperatingTimeTracker {
       usage && {
         operatingSeconds: usage.operatingSeconds,
         resetAtMs: usage.resetAtMs,
+        resetAt: usage.resetAt,
         observedAtMs: usage.observedAtMs,
       }
     );

@@ -62,19 +62,25 @@ describe('BacklogPaging', () => {
     );
     // 383 used: 1 s left, half of it pays 500 rows.
     const later = new BacklogPaging(SETTINGS);
-    expect(
-      limitOf(later.next({ asked: 1000, rows: 1000, runSeconds: 1, usedSeconds: 383 })),
-    ).toBe(500);
+    expect(limitOf(later.next({ asked: 1000, rows: 1000, runSeconds: 1, usedSeconds: 383 }))).toBe(
+      500,
+    );
     // The page that added 3 s for 1000 rows raises the cost learned to 2 ms a row: 250 rows.
-    expect(
-      limitOf(paging.next({ asked: 1000, rows: 1000, runSeconds: 1, usedSeconds: 383 })),
-    ).toBe(250);
+    expect(limitOf(paging.next({ asked: 1000, rows: 1000, runSeconds: 1, usedSeconds: 383 }))).toBe(
+      250,
+    );
   });
 
   it('waits until operating_reset_at plus a second once the budget cannot pay for a page of DRAIN_PAGE_SIZE', () => {
     const paging = new BacklogPaging(SETTINGS);
     paging.next({ asked: 50, rows: 50, runSeconds: 0.05, usedSeconds: 383.9 });
-    const step = paging.next({ asked: 50, rows: 50, runSeconds: 0.05, usedSeconds: 383.95, resetInMs: 42_000 });
+    const step = paging.next({
+      asked: 50,
+      rows: 50,
+      runSeconds: 0.05,
+      usedSeconds: 383.95,
+      resetInMs: 42_000,
+    });
     expect(step).toEqual({ kind: 'defer', waitMs: 42_000 + AFTER_RESET_MS, usedSeconds: 383.95 });
     // Past the budget, or with no reset time: a minute slot.
     const over = new BacklogPaging(SETTINGS);

@@ -496,6 +496,16 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       this.ensureRunning(lease);
 
       const step = paging.next(this.pageAnswer(pass, asked, page.events.length, pageTime));
+      this.log.debug(
+        {
+          memberId,
+          page: pageNumber,
+          asked,
+          rows: page.events.length,
+          next: step.kind === 'page' ? step.limit : 'deferred',
+        },
+        'drain page',
+      );
       if (step.kind === 'defer') {
         // The budget cannot pay for another page: clear this one (event.offline.clear has its
         // own budget) and wait for the window, leaving nothing reserved.
@@ -555,7 +565,8 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
    * What a page's answer told of the operating-time budget: its run time, and the budget used,
    * the larger of event.offline.get's and batch's `time.operating` (a batch may be billed either
    * way, docs/bitrix24/operating-time.md). A figure reported before this pass counts only while
-   * its window has not reset; older ones say nothing of the window now.
+   * its window has not reset (judged on Bitrix24's clock, the answer's `time.finish`, when it
+   * sent one); older ones say nothing of the window now.
    */
   private pageAnswer(
     pass: Pass,
@@ -564,12 +575,16 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
     time: RestTime | undefined,
   ): PageAnswer {
     const nowMs = Date.now();
+    const bitrixNow = typeof time?.finish === 'number' && time.finish > 0 ? time.finish : undefined;
     let used: { seconds: number; resetAtMs: number | undefined } | undefined;
     for (const method of PAGE_METHODS) {
       const usage = this.operatingTime.usage(pass.lease.memberId, method);
       if (usage === undefined) continue;
       const current =
-        usage.observedAtMs >= pass.startedAtMs || (usage.resetAtMs ?? 0) > nowMs;
+        usage.observedAtMs >= pass.startedAtMs ||
+        (bitrixNow !== undefined && usage.resetAt !== undefined
+          ? usage.resetAt > bitrixNow
+          : (usage.resetAtMs ?? 0) > nowMs);
       if (!current || (used !== undefined && usage.operatingSeconds <= used.seconds)) continue;
       used = { seconds: usage.operatingSeconds, resetAtMs: usage.resetAtMs };
     }

@@ -387,7 +387,7 @@ export class DrainReportDto {
   @ApiProperty({
     enum: DRAIN_OUTCOMES,
     description:
-      '`busy`: another replica holds the lease and is draining this portal right now. `deferred`: the portal\'s operating-time budget for event.offline.get is spent; what was taken is stored and cleared, and the drain goes on after the window resets (`retryInMs`)',
+      "`busy`: another replica holds the lease and is draining this portal right now. `deferred`: the portal's operating-time budget for event.offline.get is spent; what was taken is stored and cleared, and the drain goes on after the window resets (`retryInMs`)",
   })
   outcome: (typeof DRAIN_OUTCOMES)[number];
 
