@@ -588,7 +588,6 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       if (!current || (used !== undefined && usage.operatingSeconds <= used.seconds)) continue;
       used = { seconds: usage.operatingSeconds, resetAtMs: usage.resetAtMs };
     }
-    pass.report.largestPage = Math.max(pass.report.largestPage, rows);
     return {
       asked,
       rows,
@@ -670,6 +669,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
     const inserted = await this.ledger.commitPage(pass.lease, processId, events);
     pass.report.events += events.length;
     pass.report.pages += 1;
+    pass.report.largestPage = Math.max(pass.report.largestPage, events.length);
     this.metrics.events.inc({ delivery_mode: mode }, events.length);
     this.metrics.pages.inc();
     const now = Date.now();
