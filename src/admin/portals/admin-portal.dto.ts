@@ -129,7 +129,8 @@ export class LastDrainDto {
     type: String,
     nullable: true,
     example: 'drained',
-    description: 'drained, busy, portal_not_active or failed; null while the first one runs',
+    description:
+      'drained, deferred (waiting for the operating-time window), busy, portal_not_active or failed; null while the first one runs',
   })
   outcome: string | null;
 
