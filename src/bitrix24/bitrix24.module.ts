@@ -23,6 +23,12 @@ import { RestCallExecutor } from './rest-call.executor';
     OperatingTimeTracker,
     OfflineCallTimeout,
   ],
-  exports: [Bitrix24Client, OAuthClient, InstallerRightsClient, PortalDirectory],
+  exports: [
+    Bitrix24Client,
+    OAuthClient,
+    InstallerRightsClient,
+    PortalDirectory,
+    OperatingTimeTracker,
+  ],
 })
 export class Bitrix24Module {}

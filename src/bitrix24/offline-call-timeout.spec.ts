@@ -63,4 +63,17 @@ describe('OfflineCallTimeout', () => {
     // The first portals were forgotten: they are back to the first-call wait.
     expect(t.timeoutMs('p0')).toBe(10_000);
   });
+
+  it('gives a call expected to run long that much more time, and learns only the time beyond it', () => {
+    const t = timeouts(1000, 30_000);
+    for (let i = 0; i < 20; i += 1) t.answered('big', 100);
+    expect(t.timeoutMs('big')).toBe(1000);
+    expect(t.timeoutMs('big', 4000)).toBe(5000);
+    expect(t.timeoutMs('big', 60_000)).toBe(30_000);
+    expect(t.timeoutMs('new', 4000)).toBe(14_000);
+
+    // Big pages answered in their expected time leave the wait of small calls where it was.
+    for (let i = 0; i < 20; i += 1) t.answered('big', 4100, 4000);
+    expect(t.timeoutMs('big')).toBe(1000);
+  });
 });

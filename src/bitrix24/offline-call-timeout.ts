@@ -28,6 +28,10 @@ interface PortalAnswerTimes {
  * each timeout until the next answer. A timeout that was too short costs a repeat, never an event:
  * the drain treats a lost answer as one whose outcome is unknown. Answers that come only after
  * their call timed out are never measured, so a slow portal's doubling settles on its real time.
+ *
+ * A call expected to run long on Bitrix24's side (a big backlog page: the drain predicts its run
+ * time from the rows it asks for) waits that much longer, and only the time beyond what was
+ * expected is learned: one big page neither times out nor stretches the wait of the small calls.
  */
 @Injectable()
 export class OfflineCallTimeout {
@@ -40,20 +44,27 @@ export class OfflineCallTimeout {
     this.floorMs = Math.min(config.bitrix24.offlineRequestTimeoutMinMs, this.ceilingMs);
   }
 
-  /** The wait for the portal's next offline-queue call. */
-  timeoutMs(memberId: string): number {
+  /**
+   * The wait for the portal's next offline-queue call; `expectedRunMs` is how long the call itself
+   * is expected to run on Bitrix24's side, on top of the portal's usual answer time.
+   */
+  timeoutMs(memberId: string, expectedRunMs = 0): number {
+    const extraMs = Math.max(0, expectedRunMs);
     const times = this.byPortal.get(memberId);
-    if (times === undefined)
-      return Math.max(this.floorMs, Math.min(FIRST_CALL_TIMEOUT_MS, this.ceilingMs));
+    if (times === undefined) {
+      const first = Math.max(this.floorMs, Math.min(FIRST_CALL_TIMEOUT_MS, this.ceilingMs));
+      return Math.min(this.ceilingMs, Math.round(first + extraMs));
+    }
     const base = Math.max(
       this.floorMs,
       times.smoothedMs + DEVIATIONS_OF_MARGIN * times.deviationMs,
     );
-    return Math.min(this.ceilingMs, Math.round(base * 2 ** times.backoff));
+    return Math.min(this.ceilingMs, Math.round(base * 2 ** times.backoff + extraMs));
   }
 
-  /** An answer came after `elapsedMs`. */
-  answered(memberId: string, elapsedMs: number): void {
+  /** An answer came after `elapsedMs`, of which `expectedRunMs` were expected run time. */
+  answered(memberId: string, elapsedMs: number, expectedRunMs = 0): void {
+    elapsedMs = Math.max(0, elapsedMs - Math.max(0, expectedRunMs));
     const times = this.byPortal.get(memberId);
     if (times === undefined) {
       this.byPortal.set(memberId, {

@@ -75,6 +75,7 @@ export class PortalRestClient {
       {
         repeatable: options.repeatable ?? !takesOfflineRows(method, params),
         offlineQueue: options.offlineQueue ?? offlineQueue,
+        ...(options.expectedRunMs !== undefined ? { expectedRunMs: options.expectedRunMs } : {}),
       },
     );
     return response as RestResponse<T>;
@@ -83,11 +84,12 @@ export class PortalRestClient {
   /**
    * Runs the commands in `batch` requests of at most 50 (one rate-limit unit each). Per-command
    * failures come back in `errors`, keyed like the commands; with `halt`, Bitrix24 stops at the
-   * first failing command and so do we (no further chunks are sent).
+   * first failing command and so do we (no further chunks are sent). `expectedRunMs`: how long
+   * the commands are expected to run (see RestCallOptions).
    */
   async batch(
     commands: Record<string, BatchCommand>,
-    options: { halt?: boolean } = {},
+    options: { halt?: boolean; expectedRunMs?: number } = {},
   ): Promise<BatchResult> {
     for (const command of Object.values(commands)) {
       if (!METHOD_NAME.test(command.method) || command.method === 'batch') {
@@ -115,7 +117,11 @@ export class PortalRestClient {
       const response = await this.call<RawBatchAnswer>(
         'batch',
         this.withConnector(offline, { cmd, halt: options.halt ? 1 : 0 }),
-        { repeatable, offlineQueue },
+        {
+          repeatable,
+          offlineQueue,
+          ...(options.expectedRunMs !== undefined ? { expectedRunMs: options.expectedRunMs } : {}),
+        },
       );
       const answer = response.result ?? {};
       answers.push({ answer, time: response.time });
@@ -187,24 +193,31 @@ export class PortalRestClient {
   /**
    * `clear: false` reserves the rows under a process_id until they are cleared (needs the
    * rest_offline_extended feature, else WRONG_LICENSE); `processId` fetches a reserved batch again.
+   * `time` is the answer's time block (its run time and operating time).
    */
   async offlineGet(options: {
     limit: number;
     clear: boolean;
     processId?: string;
     error?: boolean;
-  }): Promise<OfflineGetResult> {
-    const response = await this.call<OfflineGetResult>('event.offline.get', {
-      order: OFFLINE_PAGE_ORDER,
-      limit: options.limit,
-      clear: options.clear ? 1 : 0,
-      ...(options.processId !== undefined ? { process_id: options.processId } : {}),
-      ...(options.error !== undefined ? { error: options.error ? 1 : 0 } : {}),
-    });
+    expectedRunMs?: number;
+  }): Promise<OfflineGetResult & { time?: RestTime }> {
+    const response = await this.call<OfflineGetResult>(
+      'event.offline.get',
+      {
+        order: OFFLINE_PAGE_ORDER,
+        limit: options.limit,
+        clear: options.clear ? 1 : 0,
+        ...(options.processId !== undefined ? { process_id: options.processId } : {}),
+        ...(options.error !== undefined ? { error: options.error ? 1 : 0 } : {}),
+      },
+      options.expectedRunMs !== undefined ? { expectedRunMs: options.expectedRunMs } : {},
+    );
     const result = response.result;
     return {
       process_id: result?.process_id ?? null,
       events: Array.isArray(result?.events) ? result.events : [],
+      ...(response.time !== undefined ? { time: response.time } : {}),
     };
   }
 

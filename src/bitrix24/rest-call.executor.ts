@@ -59,6 +59,11 @@ export interface RestCallOptions {
    * (OfflineCallTimeout) instead of the generic BITRIX24_REQUEST_TIMEOUT_MS.
    */
   readonly offlineQueue?: boolean;
+  /**
+   * How long an offline-queue call is expected to run on Bitrix24's side (a big backlog page):
+   * its wait for an answer is that much longer (OfflineCallTimeout).
+   */
+  readonly expectedRunMs?: number;
 }
 
 /**
@@ -187,7 +192,9 @@ export class RestCallExecutor implements OnApplicationShutdown {
           `${baseUrl}/${method}`,
           { json: { ...params, auth: token.accessToken } },
           this.stopping.signal,
-          options.offlineQueue ? this.offlineTimeout.timeoutMs(memberId) : undefined,
+          options.offlineQueue
+            ? this.offlineTimeout.timeoutMs(memberId, options.expectedRunMs)
+            : undefined,
         );
         const elapsedMs = performance.now() - sentAt;
         this.duration.observe({ method }, elapsedMs / 1000);
@@ -198,7 +205,7 @@ export class RestCallExecutor implements OnApplicationShutdown {
           ) {
             this.offlineTimeout.timedOut(memberId);
           } else if (outcome.kind !== 'transport_failure') {
-            this.offlineTimeout.answered(memberId, elapsedMs);
+            this.offlineTimeout.answered(memberId, elapsedMs, options.expectedRunMs);
           }
         }
         let answer: RestResponse<unknown> | Bitrix24ApiError;

@@ -33,6 +33,8 @@ describe('loadConfig', () => {
     expect(config.bitrix24.offlineMinTimeout).toBe(1);
     expect(config.bitrix24.rateLimit).toEqual({ rps: 2, burst: 50 });
     expect(config.drain.pageSize).toBe(50);
+    expect(config.drain.maxPageSize).toBe(1000);
+    expect(config.bitrix24.operatingLimitSeconds).toBe(480);
     expect(config.drain.pollIntervalSeconds).toBe(60);
     expect(config.admin.token).toBeUndefined();
     expect(config.eventHandlerUrl).toBe('http://localhost:3000/bitrix24/events');
@@ -86,6 +88,27 @@ describe('loadConfig', () => {
       BITRIX24_OFFLINE_EVENTS: 'ONCRMDEALADD,bad name',
     });
     expect(problems).toHaveLength(6);
+  });
+
+  it('lets backlog pages grow from DRAIN_PAGE_SIZE to DRAIN_MAX_PAGE_SIZE, never below it or past 10,000', () => {
+    const config = loadConfig({
+      ...VALID,
+      DRAIN_PAGE_SIZE: '100',
+      DRAIN_MAX_PAGE_SIZE: '5000',
+      BITRIX24_OPERATING_LIMIT_SECONDS: '420',
+    });
+    expect(config.drain).toMatchObject({ pageSize: 100, maxPageSize: 5000 });
+    expect(config.bitrix24.operatingLimitSeconds).toBe(420);
+    expect(loadConfig({ ...VALID, DRAIN_MAX_PAGE_SIZE: '50' }).drain.maxPageSize).toBe(50);
+    expect(problemsOf({ ...VALID, DRAIN_PAGE_SIZE: '200', DRAIN_MAX_PAGE_SIZE: '100' })).toEqual([
+      expect.stringContaining('DRAIN_MAX_PAGE_SIZE must be at least DRAIN_PAGE_SIZE'),
+    ]);
+    expect(problemsOf({ ...VALID, DRAIN_MAX_PAGE_SIZE: '10001' })).toEqual([
+      expect.stringContaining('DRAIN_MAX_PAGE_SIZE'),
+    ]);
+    expect(problemsOf({ ...VALID, BITRIX24_OPERATING_LIMIT_SECONDS: '0' })).toEqual([
+      expect.stringContaining('BITRIX24_OPERATING_LIMIT_SECONDS'),
+    ]);
   });
 
   it('keeps each portal bucket in Postgres unless told memory, and refuses other stores', () => {

@@ -22,6 +22,8 @@ export class AppConfig {
     requestTimeoutMs: number;
     /** The floor of the adaptive wait for offline-queue calls (OfflineCallTimeout). */
     offlineRequestTimeoutMinMs: number;
+    /** Seconds a method may run within 10 minutes before Bitrix24 blocks it (OPERATION_TIME_LIMIT). */
+    operatingLimitSeconds: number;
     refreshTokenLifetimeDays: number;
     tokenKeepAliveIntervalSeconds: number;
     paymentProbeIntervalSeconds: number;
@@ -30,6 +32,8 @@ export class AppConfig {
   readonly retentionDays: number;
   readonly drain: {
     pageSize: number;
+    /** The largest page a backlog grows to (BacklogPaging); also the bound on a page's memory. */
+    maxPageSize: number;
     pollIntervalSeconds: number;
     concurrency: number;
     leaseSeconds: number;
@@ -120,6 +124,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       rateLimit: { rps: schema.BITRIX24_RATE_LIMIT_RPS, burst: schema.BITRIX24_RATE_LIMIT_BURST },
       requestTimeoutMs: schema.BITRIX24_REQUEST_TIMEOUT_MS,
       offlineRequestTimeoutMinMs: schema.BITRIX24_OFFLINE_REQUEST_TIMEOUT_MIN_MS,
+      operatingLimitSeconds: schema.BITRIX24_OPERATING_LIMIT_SECONDS,
       refreshTokenLifetimeDays: schema.REFRESH_TOKEN_LIFETIME_DAYS,
       tokenKeepAliveIntervalSeconds: schema.TOKEN_KEEP_ALIVE_INTERVAL_SECONDS,
       paymentProbeIntervalSeconds: schema.PAYMENT_REQUIRED_PROBE_INTERVAL_SECONDS,
@@ -128,6 +133,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     retentionDays: schema.RETENTION_DAYS,
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,
+      maxPageSize: schema.DRAIN_MAX_PAGE_SIZE,
       pollIntervalSeconds: schema.POLL_INTERVAL_SECONDS,
       concurrency: schema.DRAIN_CONCURRENCY,
       leaseSeconds: schema.DRAIN_LEASE_SECONDS,

@@ -124,6 +124,27 @@ export class EnvironmentSchema {
   @Max(1000)
   DRAIN_PAGE_SIZE = 50;
 
+  /**
+   * The largest event.offline.get page a backlog may grow to (pages double from DRAIN_PAGE_SIZE
+   * while they come back full, steered by the portal's operating time). It bounds what one page
+   * holds in memory.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  @ValidateBy({
+    name: 'notBelowPageSize',
+    validator: {
+      validate: (value: unknown, args) =>
+        typeof value !== 'number' ||
+        typeof (args?.object as EnvironmentSchema).DRAIN_PAGE_SIZE !== 'number' ||
+        value >= (args?.object as EnvironmentSchema).DRAIN_PAGE_SIZE,
+      defaultMessage: () => 'DRAIN_MAX_PAGE_SIZE must be at least DRAIN_PAGE_SIZE',
+    },
+  })
+  DRAIN_MAX_PAGE_SIZE = 1000;
+
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -324,6 +345,16 @@ export class EnvironmentSchema {
   @Min(100)
   @Max(120000)
   BITRIX24_OFFLINE_REQUEST_TIMEOUT_MIN_MS = 1000;
+
+  /**
+   * The portal's operating-time limit: seconds one method may run within 10 minutes before
+   * Bitrix24 blocks it with OPERATION_TIME_LIMIT (480 on cloud portals, docs/bitrix24/operating-time.md).
+   */
+  @Transform(toNumber)
+  @IsNumber()
+  @Min(1)
+  @Max(6000)
+  BITRIX24_OPERATING_LIMIT_SECONDS = 480;
 
   @Transform(toInt)
   @IsInt()

@@ -31,6 +31,7 @@ class ControlledDrains {
       outcome: 'drained',
       events,
       pages: events > 0 ? 1 : 0,
+      largestPage: events,
       recoveredBatches: 0,
       deliveryMode: 'exactly-once',
       durationMs: 1,

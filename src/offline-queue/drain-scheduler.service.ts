@@ -290,6 +290,7 @@ export class DrainScheduler implements OnModuleDestroy {
       outcome: 'failed',
       events: 0,
       pages: 0,
+      largestPage: 0,
       recoveredBatches: 0,
       deliveryMode: 'exactly-once',
       durationMs: 0,

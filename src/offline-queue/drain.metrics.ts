@@ -25,7 +25,7 @@ export class DrainMetrics {
   ) {
     this.drains = metrics.counter(
       'offline_queue_drains_total',
-      'Offline queue drain passes, by outcome (drained, busy, portal_not_active, failed)',
+      'Offline queue drain passes, by outcome (drained, deferred, busy, portal_not_active, failed)',
       ['outcome'],
     );
     this.events = metrics.counter(

@@ -4,13 +4,21 @@ import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
 import { Bitrix24ApiError, PortalNotActiveError } from '../bitrix24/bitrix24-api.error';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
-import type { OfflineEvent, OfflineGetResult, RestErrorBody } from '../bitrix24/bitrix24.types';
+import type {
+  BatchResult,
+  OfflineEvent,
+  OfflineGetResult,
+  RestErrorBody,
+  RestTime,
+} from '../bitrix24/bitrix24.types';
 import { classifyRestError } from '../bitrix24/error-classification';
+import { OperatingTimeTracker } from '../bitrix24/operating-time.tracker';
 import { OFFLINE_PAGE_ORDER, type PortalRestClient } from '../bitrix24/portal-rest.client';
 import { mayHaveRun } from '../bitrix24/rest-call.executor';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import type { DeliveryMode, PortalStatus } from '../portals/portal-status';
+import { BacklogPaging, type PageAnswer, waitForReset } from './backlog-paging';
 import { DrainLease, DrainLeaseService, PreviousDrain } from './drain-lease.service';
 import { DrainLedger } from './drain-ledger.service';
 import { DrainPausePoint } from './drain-pause-point';
@@ -18,6 +26,7 @@ import { retryDelayMs, TROUBLE_AFTER_FAILURES } from './drain-retry';
 import type { DrainOutcome, DrainReport } from './drain-report';
 import { DrainMetrics } from './drain.metrics';
 import {
+  DrainDeferredError,
   DrainStoppingError,
   OfflineClearFailedError,
   UnexpectedOfflineAnswerError,
@@ -27,8 +36,11 @@ import {
 export const ADOPTION_CHECK_INTERVAL_MS = 5 * 60 * 1000;
 /** One pass adopts from at most this many event.offline.list pages (50 rows each); the rest next pass. */
 const MAX_ADOPTION_LIST_PAGES = 20;
-/** No batch we reserve is larger than the largest DRAIN_PAGE_SIZE. */
-const MAX_RESERVED_BATCH = 1000;
+/** No batch any replica reserves is larger than the largest DRAIN_MAX_PAGE_SIZE. */
+const MAX_RESERVED_BATCH = 10_000;
+/** The methods a drain's pages are billed to: event.offline.get alone, or the clear-and-get batch. */
+const PAGE_METHODS = ['event.offline.get', 'batch'] as const;
+const OPERATION_TIME_LIMIT = 'OPERATION_TIME_LIMIT';
 /**
  * A get (or a clear-and-get batch) whose answer was lost is settled within the same pass: what it
  * may have reserved or cleared is resumed and adopted at once, and the pass goes on. Past this many
@@ -42,10 +54,16 @@ interface Pass {
   readonly lease: DrainLease;
   readonly client: PortalRestClient;
   readonly report: DrainReport;
+  /** Our clock when the pass began: operating times reported since are this pass's own. */
+  readonly startedAtMs: number;
 }
 
 function isWrongLicense(error: unknown): boolean {
   return error instanceof Bitrix24ApiError && error.bitrixCode === 'WRONG_LICENSE';
+}
+
+function isOperatingLimit(error: unknown): error is Bitrix24ApiError {
+  return error instanceof Bitrix24ApiError && error.bitrixCode === OPERATION_TIME_LIMIT;
 }
 
 function batchCommandError(method: string, body: RestErrorBody): Bitrix24ApiError {
@@ -64,7 +82,9 @@ function batchCommandError(method: string, body: RestErrorBody): Bitrix24ApiErro
  * - recovery first: committed-but-uncleared batches are resumed and cleared, and reserved batches
  *   we never committed (a crash between Bitrix24's answer and our commit) are adopted;
  * - then page by page: get (clear=0) → commit rows + process_id in one transaction → clear; the
- *   clear of page N and the get of page N+1 travel in one `batch` request;
+ *   clear of page N and the get of page N+1 travel in one `batch` request; on a backlog pages grow
+ *   up to DRAIN_MAX_PAGE_SIZE, steered by the operating time Bitrix24 reports (BacklogPaging), and
+ *   the pass ends `deferred` before the portal's operating-time limit is reached;
  * - nothing is cleared that is not committed. Without rest_offline_extended the portal is drained
  *   with clear=1 and marked at-most-once.
  */
@@ -72,6 +92,7 @@ function batchCommandError(method: string, body: RestErrorBody): Bitrix24ApiErro
 export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown {
   private readonly log: Logger;
   private readonly pageSize: number;
+  private readonly maxPageSize: number;
   private readonly retry: { baseMs: number; capMs: number };
   private readonly running = new Map<string, { lease: DrainLease; done: Promise<unknown> }>();
   private stopping = false;
@@ -84,11 +105,13 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
     private readonly ledger: DrainLedger,
     private readonly pausePoint: DrainPausePoint,
     private readonly metrics: DrainMetrics,
+    private readonly operatingTime: OperatingTimeTracker,
     config: AppConfig,
     appLogger: AppLogger,
   ) {
     this.log = appLogger.child('offline-queue');
     this.pageSize = config.drain.pageSize;
+    this.maxPageSize = config.drain.maxPageSize;
     this.retry = { baseMs: config.drain.retryBaseMs, capMs: config.drain.retryCapMs };
   }
 
@@ -99,6 +122,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       outcome: 'drained',
       events: 0,
       pages: 0,
+      largestPage: 0,
       recoveredBatches: 0,
       deliveryMode: 'exactly-once',
       durationMs: 0,
@@ -123,7 +147,12 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       if (!lease) return this.finish(report, 'busy', startedAt);
       this.running.set(memberId, { lease, done: new Promise<void>((resolve) => (done = resolve)) });
 
-      const pass: Pass = { lease, client: this.bitrix24.operationsFor(memberId), report };
+      const pass: Pass = {
+        lease,
+        client: this.bitrix24.operationsFor(memberId),
+        report,
+        startedAtMs: Date.now(),
+      };
       await this.recover(pass);
       for (;;) {
         await this.drainQueue(pass);
@@ -135,11 +164,26 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
         this.log.debug({ memberId }, 'drain requested by another replica: one more pass');
       }
     } catch (error) {
-      const gone =
-        error instanceof PortalNotActiveError ||
-        (error instanceof Bitrix24ApiError && error.category === 'portal_gone');
-      report.outcome = gone ? 'portal_not_active' : 'failed';
-      report.error = error instanceof Error ? error.message : String(error);
+      const deferral = this.deferralOf(memberId, error);
+      if (deferral) {
+        report.outcome = 'deferred';
+        report.retryInMs = deferral.waitMs;
+        this.log.info(
+          {
+            memberId,
+            waitMs: deferral.waitMs,
+            operatingSeconds: deferral.usedSeconds,
+            events: report.events,
+          },
+          'drain deferred until the operating-time window lets go',
+        );
+      } else {
+        const gone =
+          error instanceof PortalNotActiveError ||
+          (error instanceof Bitrix24ApiError && error.category === 'portal_gone');
+        report.outcome = gone ? 'portal_not_active' : 'failed';
+        report.error = error instanceof Error ? error.message : String(error);
+      }
     } finally {
       if (lease) {
         if (!released) await this.leases.release(lease, report);
@@ -152,12 +196,44 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
   }
 
   /**
+   * The pass must wait for the operating-time window: its budget is spent (DrainDeferredError) or
+   * Bitrix24 answered OPERATION_TIME_LIMIT (to a get, a batch or the adoption's list); then the
+   * wait is until that method's window lets go, plus a second.
+   */
+  private deferralOf(
+    memberId: string,
+    error: unknown,
+  ): { waitMs: number; usedSeconds: number | undefined } | undefined {
+    if (error instanceof DrainDeferredError) {
+      return { waitMs: error.waitMs, usedSeconds: error.usedSeconds };
+    }
+    if (!isOperatingLimit(error)) return undefined;
+    const parkedMs = this.operatingTime.parkedMs(memberId, error.method);
+    const untilReset = this.operatingTime.msUntilReset(memberId, error.method);
+    return {
+      waitMs: parkedMs > 0 ? parkedMs + 1000 : waitForReset(untilReset),
+      usedSeconds: this.operatingTime.usage(memberId, error.method)?.operatingSeconds,
+    };
+  }
+
+  /**
    * Keeps the portal's run of failures in offline_queue_states: a failed pass adds one and sets
-   * when the retry is due; a pass that drained clears it. Answers the wait before the retry, or
-   * undefined when no retry is due. Shutdown and busy/inactive outcomes change nothing.
+   * when the retry is due; a pass that drained clears it; a deferred pass sets when the next pass
+   * is due and leaves the failures alone. Answers the wait before the retry, or undefined when no
+   * retry is due. Shutdown and busy/inactive outcomes change nothing.
    */
   private async recordOutcome(report: DrainReport): Promise<number | undefined> {
     try {
+      if (report.outcome === 'deferred') {
+        const wait = report.retryInMs ?? 0;
+        await this.dataSource.query(
+          `INSERT INTO offline_queue_states (member_id, next_attempt_at)
+           VALUES ($1, now() + $2 * interval '1 millisecond')
+           ON CONFLICT (member_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at`,
+          [report.memberId, wait],
+        );
+        return wait;
+      }
       if (report.outcome === 'drained') {
         await this.dataSource.query(
           `UPDATE offline_queue_states
@@ -198,6 +274,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
     } catch (error) {
       // The database is away: retry at the cap rather than not at all.
       this.log.warn({ err: error, memberId: report.memberId }, 'drain retry state not stored');
+      if (report.outcome === 'deferred') return report.retryInMs;
       return report.outcome === 'failed' ? this.retry.capMs : undefined;
     }
   }
@@ -312,16 +389,19 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
 
   /**
    * Takes over a reserved batch: fetch its rows again with its process_id, commit them (rows
-   * already stored are skipped), clear them. A batch larger than a page is cleared row by row
-   * until the last, short page, after which the whole batch is cleared.
+   * already stored are skipped), clear them. The batch is re-read in pages of DRAIN_MAX_PAGE_SIZE
+   * (no page of ours is larger, so one read normally holds it all); a batch larger than that (from
+   * a replica configured larger) is cleared row by row until the last, short page, after which the
+   * whole batch is cleared.
    */
   private async resumeBatch(pass: Pass, processId: string): Promise<void> {
     const { lease, client, report } = pass;
+    const limit = this.maxPageSize;
     for (;;) {
       this.ensureRunning(lease);
       let page: OfflineGetResult;
       try {
-        page = await client.offlineGet({ processId, clear: false, limit: this.pageSize });
+        page = await client.offlineGet({ processId, clear: false, limit });
       } catch (error) {
         if (!isWrongLicense(error)) throw error;
         await this.takeBatchAtMostOnce(pass, processId);
@@ -330,7 +410,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       this.assertPage(lease.memberId, page);
       if (page.events.length > 0) await this.commit(pass, processId, page.events, 'exactly-once');
       this.ensureRunning(lease);
-      if (page.events.length === this.pageSize) {
+      if (page.events.length === limit) {
         await client.offlineClear({ processId, ids: page.events.map((event) => Number(event.ID)) });
         continue;
       }
@@ -389,10 +469,19 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
   private async drainPages(pass: Pass): Promise<void> {
     const { lease, client } = pass;
     const memberId = lease.memberId;
+    const paging = new BacklogPaging({
+      pageSize: this.pageSize,
+      maxPageSize: this.maxPageSize,
+      limitSeconds: this.operatingTime.limitSeconds,
+    });
     this.ensureRunning(lease);
+    let asked = this.pageSize;
     let page: OfflineGetResult;
+    let pageTime: RestTime | undefined;
     try {
-      page = await client.offlineGet({ clear: false, limit: this.pageSize });
+      const first = await client.offlineGet({ clear: false, limit: asked });
+      page = first;
+      pageTime = first.time;
     } catch (error) {
       if (isWrongLicense(error)) return this.drainAtMostOnce(pass);
       throw error;
@@ -406,20 +495,61 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       await this.pausePoint.reached('after-commit', pageNumber, memberId);
       this.ensureRunning(lease);
 
-      // One request: clear what is now committed, and reserve the next page.
-      const step = await client.batch({
-        clear: { method: 'event.offline.clear', params: { process_id: processId } },
-        next: {
-          method: 'event.offline.get',
-          params: { clear: 0, limit: this.pageSize, order: OFFLINE_PAGE_ORDER },
+      const step = paging.next(this.pageAnswer(pass, asked, page.events.length, pageTime));
+      this.log.debug(
+        {
+          memberId,
+          page: pageNumber,
+          asked,
+          rows: page.events.length,
+          next: step.kind === 'page' ? step.limit : 'deferred',
         },
-      });
+        'drain page',
+      );
+      if (step.kind === 'defer') {
+        // The budget cannot pay for another page: clear this one (event.offline.clear has its
+        // own budget) and wait for the window, leaving nothing reserved.
+        await client.offlineClear({ processId });
+        await this.ledger.markCleared(memberId, processId);
+        throw new DrainDeferredError(memberId, step.waitMs, step.usedSeconds);
+      }
+      asked = step.limit;
+
+      // One request: clear what is now committed, and reserve the next page.
+      let answer: BatchResult;
+      try {
+        answer = await client.batch(
+          {
+            clear: { method: 'event.offline.clear', params: { process_id: processId } },
+            next: {
+              method: 'event.offline.get',
+              params: { clear: 0, limit: asked, order: OFFLINE_PAGE_ORDER },
+            },
+          },
+          step.expectedRunMs !== undefined ? { expectedRunMs: step.expectedRunMs } : {},
+        );
+      } catch (error) {
+        // Refused as a whole (a batch billed as `batch` and over its limit): nothing in it ran.
+        // The committed page is cleared on its own, so the wait leaves nothing reserved.
+        if (isOperatingLimit(error)) {
+          await client.offlineClear({ processId });
+          await this.ledger.markCleared(memberId, processId);
+        }
+        throw error;
+      }
       await this.pausePoint.reached('after-batch', pageNumber, memberId);
-      const clearError = step.errors.clear;
+      const clearError = answer.errors.clear;
       if (clearError === undefined) await this.ledger.markCleared(memberId, processId);
-      const nextError = step.errors.next;
-      if (nextError !== undefined) throw batchCommandError('event.offline.get', nextError);
-      page = this.pageFrom(step.result.next);
+      const nextError = answer.errors.next;
+      if (nextError !== undefined) {
+        // A refused command ran nothing; the method waits for its window like a refused call.
+        if (nextError.error === OPERATION_TIME_LIMIT) {
+          this.operatingTime.park(memberId, 'event.offline.get');
+        }
+        throw batchCommandError('event.offline.get', nextError);
+      }
+      page = this.pageFrom(answer.result.next);
+      pageTime = answer.time;
       if (clearError !== undefined) {
         // The next page is already reserved: commit it so the next pass only has to clear both.
         const nextProcessId = this.assertPage(memberId, page);
@@ -429,6 +559,42 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
         throw new OfflineClearFailedError(memberId, processId, clearError.error);
       }
     }
+  }
+
+  /**
+   * What a page's answer told of the operating-time budget: its run time, and the budget used,
+   * the larger of event.offline.get's and batch's `time.operating` (a batch may be billed either
+   * way, docs/bitrix24/operating-time.md). A figure reported before this pass counts only while
+   * its window has not reset (judged on Bitrix24's clock, the answer's `time.finish`, when it
+   * sent one); older ones say nothing of the window now.
+   */
+  private pageAnswer(
+    pass: Pass,
+    asked: number,
+    rows: number,
+    time: RestTime | undefined,
+  ): PageAnswer {
+    const nowMs = Date.now();
+    const bitrixNow = typeof time?.finish === 'number' && time.finish > 0 ? time.finish : undefined;
+    let used: { seconds: number; resetAtMs: number | undefined } | undefined;
+    for (const method of PAGE_METHODS) {
+      const usage = this.operatingTime.usage(pass.lease.memberId, method);
+      if (usage === undefined) continue;
+      const current =
+        usage.observedAtMs >= pass.startedAtMs ||
+        (bitrixNow !== undefined && usage.resetAt !== undefined
+          ? usage.resetAt > bitrixNow
+          : (usage.resetAtMs ?? 0) > nowMs);
+      if (!current || (used !== undefined && usage.operatingSeconds <= used.seconds)) continue;
+      used = { seconds: usage.operatingSeconds, resetAtMs: usage.resetAtMs };
+    }
+    return {
+      asked,
+      rows,
+      ...(typeof time?.duration === 'number' ? { runSeconds: time.duration } : {}),
+      ...(used !== undefined ? { usedSeconds: used.seconds } : {}),
+      ...(used?.resetAtMs !== undefined ? { resetInMs: used.resetAtMs - nowMs } : {}),
+    };
   }
 
   /** Portals without rest_offline_extended: clear=1 deletes rows as they are read. */
@@ -503,6 +669,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
     const inserted = await this.ledger.commitPage(pass.lease, processId, events);
     pass.report.events += events.length;
     pass.report.pages += 1;
+    pass.report.largestPage = Math.max(pass.report.largestPage, events.length);
     this.metrics.events.inc({ delivery_mode: mode }, events.length);
     this.metrics.pages.inc();
     const now = Date.now();

@@ -5,6 +5,7 @@ export enum OfflineQueueErrorCode {
   Stopping = 'drain_stopping',
   UnexpectedAnswer = 'drain_unexpected_answer',
   ClearFailed = 'drain_clear_failed',
+  Deferred = 'drain_deferred',
 }
 
 /**
@@ -48,6 +49,26 @@ export class OfflineClearFailedError extends DomainError {
     super(
       OfflineQueueErrorCode.ClearFailed,
       `event.offline.clear of batch ${processId} failed for portal ${memberId}: ${bitrixCode}`,
+    );
+  }
+}
+
+/**
+ * The pass stops calling event.offline.get until the portal's operating-time window lets go: its
+ * budget is spent (or Bitrix24 answered OPERATION_TIME_LIMIT). Everything taken is committed and
+ * cleared; the drain ends `deferred` and the next pass is due in `waitMs`.
+ */
+export class DrainDeferredError extends DomainError {
+  readonly kind = 'unavailable';
+
+  constructor(
+    memberId: string,
+    readonly waitMs: number,
+    readonly usedSeconds: number | undefined,
+  ) {
+    super(
+      OfflineQueueErrorCode.Deferred,
+      `The drain of portal ${memberId} waits ${Math.ceil(waitMs / 1000)} s for its operating-time window`,
     );
   }
 }

@@ -41,6 +41,8 @@ describe('a drain killed with SIGKILL and restarted', () => {
       env: {
         BITRIX24_OAUTH_URL: emulator.url,
         DRAIN_PAGE_SIZE: '50',
+        // Fixed pages, so the state at each crash point is exact; one case below lets them grow.
+        DRAIN_MAX_PAGE_SIZE: '50',
         DRAIN_LEASE_SECONDS: '5',
         ...env,
       },
@@ -103,24 +105,37 @@ describe('a drain killed with SIGKILL and restarted', () => {
     );
   }
 
-  const crashPoints: [string, string, { stored: number; reserved: number }][] = [
+  const crashPoints: [
+    string,
+    string,
+    { stored: number; reserved: number },
+    Record<string, string>,
+  ][] = [
     [
       'after Bitrix24 answered the get, before the commit',
       'after-get:2',
       { stored: 50, reserved: 50 },
+      {},
     ],
-    ['after the commit, before the clear', 'after-commit:2', { stored: 100, reserved: 50 }],
+    ['after the commit, before the clear', 'after-commit:2', { stored: 100, reserved: 50 }, {}],
     [
       'after the batch cleared page 2 and reserved page 3, before recording either',
       'after-batch:2',
       { stored: 100, reserved: 50 },
+      {},
+    ],
+    [
+      'with growing pages (50, 100, then 150 of 200 asked) after the batch reserved page 3',
+      'after-batch:2',
+      { stored: 150, reserved: 150 },
+      { DRAIN_MAX_PAGE_SIZE: '1000' },
     ],
   ];
 
   it.each(crashPoints)(
     'killed %s: every event stored exactly once after a restart, nothing left reserved',
-    async (_label, pausePoint, atCrash) => {
-      const server = await startServer({ DRAIN_TEST_PAUSE_AT: pausePoint });
+    async (_label, pausePoint, atCrash, env) => {
+      const server = await startServer({ DRAIN_TEST_PAUSE_AT: pausePoint, ...env });
       const portal = await installOn(server);
       const enqueued = await emulator.control.enqueueOfflineEvents(portal.memberId, {
         count: EVENTS,

@@ -24,7 +24,12 @@ describe('drains whose event.offline.get answers are lost', () => {
   beforeAll(async () => {
     h = await startDrainHarness();
     // The shortest request timeout the configuration allows: each lost answer costs one second.
-    app = await h.startApp({ DRAIN_PAGE_SIZE: '50', BITRIX24_REQUEST_TIMEOUT_MS: '1000' });
+    // Fixed pages of 50 (no growth on a backlog), so each lost answer's batch is known.
+    app = await h.startApp({
+      DRAIN_PAGE_SIZE: '50',
+      DRAIN_MAX_PAGE_SIZE: '50',
+      BITRIX24_REQUEST_TIMEOUT_MS: '1000',
+    });
     drains = app.app.get(DrainService);
   });
 

@@ -129,7 +129,8 @@ export class LastDrainDto {
     type: String,
     nullable: true,
     example: 'drained',
-    description: 'drained, busy, portal_not_active or failed; null while the first one runs',
+    description:
+      'drained, deferred (waiting for the operating-time window), busy, portal_not_active or failed; null while the first one runs',
   })
   outcome: string | null;
 
@@ -372,7 +373,13 @@ export class PortalDetailDto extends PortalSummaryDto {
   inbox: InboxCountsDto;
 }
 
-export const DRAIN_OUTCOMES = ['drained', 'busy', 'portal_not_active', 'failed'] as const;
+export const DRAIN_OUTCOMES = [
+  'drained',
+  'deferred',
+  'busy',
+  'portal_not_active',
+  'failed',
+] as const;
 
 export class DrainReportDto {
   @ApiProperty()
@@ -380,7 +387,8 @@ export class DrainReportDto {
 
   @ApiProperty({
     enum: DRAIN_OUTCOMES,
-    description: '`busy`: another replica holds the lease and is draining this portal right now',
+    description:
+      "`busy`: another replica holds the lease and is draining this portal right now. `deferred`: the portal's operating-time budget for event.offline.get is spent; what was taken is stored and cleared, and the drain goes on after the window resets (`retryInMs`)",
   })
   outcome: (typeof DRAIN_OUTCOMES)[number];
 
@@ -389,6 +397,12 @@ export class DrainReportDto {
 
   @ApiProperty({ description: 'Pages fetched with event.offline.get' })
   pages: number;
+
+  @ApiProperty({
+    description:
+      'Rows in the largest of those pages: on a backlog pages grow from DRAIN_PAGE_SIZE up to DRAIN_MAX_PAGE_SIZE',
+  })
+  largestPage: number;
 
   @ApiProperty({ description: 'Batches of an earlier, interrupted drain that were finished first' })
   recoveredBatches: number;
@@ -401,6 +415,12 @@ export class DrainReportDto {
 
   @ApiPropertyOptional()
   error?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'After a failed pass, the wait before its retry; after a deferred one, the wait until the operating-time window resets',
+  })
+  retryInMs?: number;
 }
 
 export class RebindResultDto {
