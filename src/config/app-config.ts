@@ -34,6 +34,8 @@ export class AppConfig {
     pageSize: number;
     /** The largest page a backlog grows to (BacklogPaging); also the bound on a page's memory. */
     maxPageSize: number;
+    /** A pass yields its slot after this long when other portals wait (DRAIN_PASS_SLICE_SECONDS). */
+    passSliceMs: number;
     pollIntervalSeconds: number;
     concurrency: number;
     leaseSeconds: number;
@@ -134,6 +136,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,
       maxPageSize: schema.DRAIN_MAX_PAGE_SIZE,
+      passSliceMs: schema.DRAIN_PASS_SLICE_SECONDS * 1000,
       pollIntervalSeconds: schema.POLL_INTERVAL_SECONDS,
       concurrency: schema.DRAIN_CONCURRENCY,
       leaseSeconds: schema.DRAIN_LEASE_SECONDS,

@@ -145,6 +145,17 @@ export class EnvironmentSchema {
   })
   DRAIN_MAX_PAGE_SIZE = 1000;
 
+  /**
+   * A pass that has run this long while other portals wait for a drain slot ends after its current
+   * page (cleared, nothing reserved) and queues again behind them: a deep backlog cannot hold a slot
+   * for minutes while thousands of portals wait for their first page.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  DRAIN_PASS_SLICE_SECONDS = 10;
+
   @Transform(toInt)
   @IsInt()
   @Min(0)

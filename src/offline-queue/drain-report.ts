@@ -27,4 +27,10 @@ export interface DrainReport {
    * deferred one: the wait until the operating-time window lets go (plus a second).
    */
   retryInMs?: number;
+  /**
+   * The pass gave its drain slot up with rows still queued (it had run DRAIN_PASS_SLICE_SECONDS
+   * while other portals waited for a slot): everything it took is committed and cleared, and the
+   * portal queues again behind them.
+   */
+  yielded?: boolean;
 }

@@ -193,8 +193,12 @@ export class DrainScheduler implements OnModuleDestroy {
     slot.servedByCurrent = slot.waitingForNext;
     slot.waitingForNext = [];
     this.runningCount += 1;
+    // A pass someone waits on (runNow) runs to the end; others give their slot up after
+    // DRAIN_PASS_SLICE_SECONDS while portals wait in the queue.
+    const othersWaiting =
+      slot.servedByCurrent.length === 0 ? () => this.queue.length > 0 : undefined;
     void this.drainService
-      .drainPortal(memberId)
+      .drainPortal(memberId, { othersWaiting })
       .catch((error: unknown): DrainReport => {
         this.log.error({ err: error, memberId }, 'drain crashed');
         return { ...this.stoppedReport(memberId), error: String(error) };
@@ -213,6 +217,9 @@ export class DrainScheduler implements OnModuleDestroy {
         } else if (!this.stopping && slot.waitingForNext.length > 0) {
           slot.state = 'queued';
           this.queue.unshift(memberId); // a runNow() waiter goes first
+        } else if (!this.stopping && report.yielded) {
+          slot.state = 'queued';
+          this.queue.push(memberId); // rows are left: behind the portals it made room for
         } else if (!this.stopping && slot.again) {
           this.followUp(memberId, slot);
         } else if (!this.stopping) {

@@ -56,6 +56,17 @@ interface Pass {
   readonly report: DrainReport;
   /** Our clock when the pass began: operating times reported since are this pass's own. */
   readonly startedAtMs: number;
+  /** True when the pass should give its slot up after the page it just committed. */
+  readonly shouldYield: () => boolean;
+}
+
+/** What the caller of a pass (the scheduler) tells it. */
+export interface DrainPassOptions {
+  /**
+   * Whether other portals wait for a drain slot now. A pass that has run DRAIN_PASS_SLICE_SECONDS
+   * asks after each page, and yields when they do.
+   */
+  othersWaiting?: () => boolean;
 }
 
 function isWrongLicense(error: unknown): boolean {
@@ -93,6 +104,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
   private readonly log: Logger;
   private readonly pageSize: number;
   private readonly maxPageSize: number;
+  private readonly passSliceMs: number;
   private readonly retry: { baseMs: number; capMs: number };
   private readonly running = new Map<string, { lease: DrainLease; done: Promise<unknown> }>();
   private stopping = false;
@@ -112,10 +124,11 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
     this.log = appLogger.child('offline-queue');
     this.pageSize = config.drain.pageSize;
     this.maxPageSize = config.drain.maxPageSize;
+    this.passSliceMs = config.drain.passSliceMs;
     this.retry = { baseMs: config.drain.retryBaseMs, capMs: config.drain.retryCapMs };
   }
 
-  async drainPortal(memberId: string): Promise<DrainReport> {
+  async drainPortal(memberId: string, options: DrainPassOptions = {}): Promise<DrainReport> {
     const startedAt = performance.now();
     const report: DrainReport = {
       memberId,
@@ -152,11 +165,16 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
         client: this.bitrix24.operationsFor(memberId),
         report,
         startedAtMs: Date.now(),
+        shouldYield: () =>
+          options.othersWaiting !== undefined &&
+          Date.now() - pass.startedAtMs >= this.passSliceMs &&
+          options.othersWaiting(),
       };
       await this.recover(pass);
       for (;;) {
         await this.drainQueue(pass);
         report.outcome = 'drained';
+        if (report.yielded) break;
         released = await this.leases.releaseUnlessRequested(lease, report);
         if (released) break;
         // Another replica got a notification while this pass ran: its events may have come
@@ -512,6 +530,14 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
         await client.offlineClear({ processId });
         await this.ledger.markCleared(memberId, processId);
         throw new DrainDeferredError(memberId, step.waitMs, step.usedSeconds);
+      }
+      if (pass.shouldYield()) {
+        // Others wait for a slot: clear this page on its own and queue again behind them.
+        await client.offlineClear({ processId });
+        await this.ledger.markCleared(memberId, processId);
+        pass.report.yielded = true;
+        this.log.debug({ memberId, events: pass.report.events }, 'drain pass yields its slot');
+        return;
       }
       asked = step.limit;
 
