@@ -67,9 +67,10 @@ export async function createApp(options: AppModuleOptions): Promise<NestFastifyA
     parser: parseBitrixForm,
     bodyLimit: options.config.http.bodyLimitBytes,
   });
-  fastify.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode >= 400) await discardUnreadBody(request.raw, REFUSED_BODY);
-    return payload;
+  // A callback hook, not an async one: it runs on every response, and most need nothing from it.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    if (reply.statusCode < 400) return done(null, payload);
+    void discardUnreadBody(request.raw, REFUSED_BODY).then(() => done(null, payload));
   });
   // Nest routes Fastify's own errors (unparsable or oversized bodies) through this filter too.
   app.useGlobalFilters(new ErrorResponseFilter(options.logger.child('http')));

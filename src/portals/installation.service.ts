@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
@@ -54,9 +54,13 @@ export interface UninstallResult {
 
 type InstallSource = 'install page' | 'ONAPPINSTALL';
 
-/** Only the SHA-256 of a portal's application_token is stored: enough to verify, useless to a thief. */
+/**
+ * Only the SHA-256 of a portal's application_token is stored: enough to verify, useless to a thief.
+ * Computed on every event notification: the one-shot hash() through hex is a third of the cost of
+ * a Hash object (its 'buffer' output is no faster than createHash).
+ */
 export function hashApplicationToken(applicationToken: string): Buffer {
-  return createHash('sha256').update(applicationToken, 'utf8').digest();
+  return Buffer.from(hash('sha256', applicationToken, 'hex'), 'hex');
 }
 
 /** How many stalled installations one sweep transaction takes. */

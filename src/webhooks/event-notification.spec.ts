@@ -40,6 +40,16 @@ describe('parseEventNotification', () => {
     });
   });
 
+  it('digests the access token only of an event that may be stored', () => {
+    const offline = parseEventNotification(form({ event: 'ONOFFLINEEVENT', auth: AUTH }));
+    const online = parseEventNotification(form({ event: 'onCrmDealAdd', auth: AUTH }));
+
+    expect(offline.deliveryDigest).toBeNull();
+    expect(online.deliveryDigest).toBe(
+      createHash('sha256').update(AUTH.access_token).digest('hex'),
+    );
+  });
+
   it('reads bracket keys that are not percent-encoded', () => {
     const body = parseBitrixForm(
       `event=ONOFFLINEEVENT&auth[member_id]=${AUTH.member_id}&auth[application_token]=${AUTH.application_token}`,

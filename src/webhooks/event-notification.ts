@@ -1,8 +1,21 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { EventNotVerifiedError, MalformedEventError } from './webhook.errors';
 
 /** Events that carry no application_token at all (`on-app-payment.md`): nothing can vouch for them. */
 const WITHOUT_APPLICATION_TOKEN: ReadonlySet<string> = new Set(['ONAPPPAYMENT']);
+
+/**
+ * Events EventWebhookService acts on itself and never stores as online events, so nothing reads
+ * their delivery digest: not computing it spares a SHA-256 on every ONOFFLINEEVENT, the event
+ * Bitrix24 sends most.
+ */
+const NEVER_STORED: ReadonlySet<string> = new Set([
+  'ONAPPINSTALL',
+  'ONAPPUNINSTALL',
+  'ONAPPUPDATE',
+  'ONAPPPAYMENT',
+  'ONOFFLINEEVENT',
+]);
 
 /** One Bitrix24 event POST, reduced to what we act on. */
 export interface EventNotification {
@@ -21,7 +34,8 @@ export interface EventNotification {
   /**
    * SHA-256 of the event's own access token, never the token: Bitrix24 issues each event delivery
    * its own token, so two real changes with the same data in the same second differ here while a
-   * resent POST does not. Null when the event carries no token (robots, agents).
+   * resent POST does not. Null when the event carries no token (robots, agents), and for the
+   * events that are never stored (lifecycle events, ONOFFLINEEVENT).
    */
   readonly deliveryDigest: string | null;
   /** Present on ONAPPINSTALL (and a few others); used only to confirm an installation at the OAuth server. */
@@ -110,6 +124,7 @@ export function parseEventNotification(body: unknown): EventNotification {
   if (event === undefined || event === '') throw new MalformedEventError('event is required');
   if (typeof event !== 'string') throw new MalformedEventError('event must be a string');
   if (!EVENT_NAME.test(event)) throw new MalformedEventError('event is not a valid event name');
+  const eventName = event.toUpperCase();
 
   const auth = body.auth;
   if (auth === undefined || auth === '') throw new EventNotVerifiedError();
@@ -123,7 +138,7 @@ export function parseEventNotification(body: unknown): EventNotification {
     throw new MalformedEventError('auth[member_id] is not a member id');
 
   const tokenless =
-    WITHOUT_APPLICATION_TOKEN.has(event.toUpperCase()) &&
+    WITHOUT_APPLICATION_TOKEN.has(eventName) &&
     (auth.application_token === undefined || auth.application_token === '');
   const applicationToken = tokenless ? '' : credential(auth, 'application_token');
   const presentedAccessToken =
@@ -131,17 +146,17 @@ export function parseEventNotification(body: unknown): EventNotification {
       ? undefined
       : credential(auth, 'access_token');
   // Every other event's access token is dropped here: it is never used, so it is never kept.
-  const accessToken = event.toUpperCase() === 'ONAPPUPDATE' ? presentedAccessToken : undefined;
+  const accessToken = eventName === 'ONAPPUPDATE' ? presentedAccessToken : undefined;
   const serverEndpoint =
-    event.toUpperCase() === 'ONAPPUPDATE' &&
+    eventName === 'ONAPPUPDATE' &&
     typeof auth.server_endpoint === 'string' &&
     auth.server_endpoint.length <= 512
       ? auth.server_endpoint
       : undefined;
   const deliveryDigest =
-    presentedAccessToken === undefined
+    presentedAccessToken === undefined || NEVER_STORED.has(eventName)
       ? null
-      : createHash('sha256').update(presentedAccessToken, 'utf8').digest('hex');
+      : hash('sha256', presentedAccessToken, 'hex');
   const refreshToken =
     auth.refresh_token === undefined ? undefined : credential(auth, 'refresh_token');
 
@@ -155,7 +170,7 @@ export function parseEventNotification(body: unknown): EventNotification {
   }
 
   return {
-    event: event.toUpperCase(),
+    event: eventName,
     memberId,
     applicationToken,
     accessToken,
