@@ -28,6 +28,7 @@ export class AppConfig {
     rateLimitStore: 'postgres' | 'memory';
   };
   readonly retentionDays: number;
+  readonly retentionIntervalSeconds: number;
   readonly drain: {
     pageSize: number;
     pollIntervalSeconds: number;
@@ -126,6 +127,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       rateLimitStore: schema.BITRIX24_RATE_LIMIT_STORE,
     },
     retentionDays: schema.RETENTION_DAYS,
+    retentionIntervalSeconds: schema.RETENTION_INTERVAL_SECONDS,
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,
       pollIntervalSeconds: schema.POLL_INTERVAL_SECONDS,
