@@ -22,8 +22,10 @@ export class RetentionIndexes1797480000000 implements MigrationInterface {
     );
   }
 
+  // TypeORM reverts every migration inside a transaction, where CONCURRENTLY is refused; dropping
+  // an index takes its table's lock only for an instant.
   public async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS "ix_drain_batches_cleared_at"`);
-    await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS "ix_stored_events_finished"`);
+    await queryRunner.query(`DROP INDEX IF EXISTS "ix_drain_batches_cleared_at"`);
+    await queryRunner.query(`DROP INDEX IF EXISTS "ix_stored_events_finished"`);
   }
 }
