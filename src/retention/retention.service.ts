@@ -68,8 +68,8 @@ const RETIRE_EVENTS = `
        AND COALESCE(e.processed_at, e.received_at) < $1
        AND (COALESCE(e.processed_at, e.received_at), e.id) > ($3::timestamptz, $4::bigint)
        AND (e.claim_expires_at IS NULL OR e.claim_expires_at < now())
-       AND NOT EXISTS (SELECT 1 FROM event_attempts a
-                        WHERE a.event_id = e.id AND a.finished_at >= $1)
+       AND COALESCE((SELECT max(a.finished_at) FROM event_attempts a WHERE a.event_id = e.id),
+                    '-infinity') < $1
        AND NOT EXISTS (SELECT 1 FROM robot_answers r
                         WHERE r.event_id = e.id AND r.state IN ('pending','sending'))
        AND NOT EXISTS (SELECT 1 FROM drain_batches b
@@ -82,9 +82,10 @@ const RETIRE_EVENTS = `
     DELETE FROM stored_events e USING doomed d
      WHERE e.id = d.id
     RETURNING d.finished_at, e.id)
-  SELECT finished_at::text AS finished_at, id::text AS id, count(*) OVER ()::int AS count
-    FROM gone
-   ORDER BY finished_at DESC, id DESC
+  SELECT g.finished_at::text AS last_finished_at, g.id::text AS last_id,
+         count(*) OVER ()::int AS count
+    FROM gone g
+   ORDER BY g.finished_at DESC, g.id DESC
    LIMIT 1`;
 
 /** Cleared batches past Bitrix24's process_id lifetime, oldest first, none that anyone holds. */
@@ -207,10 +208,10 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
       ]);
       if (retired === undefined) return;
       // One row: the greatest key deleted (where the walk resumes) and how many were.
-      const [last] = retired as { finished_at: string; id: string; count: number }[];
+      const [last] = retired as { last_finished_at: string; last_id: string; count: number }[];
       const count = last?.count ?? 0;
       report.storedEvents += count;
-      if (last) cursor = { finishedAt: last.finished_at, id: last.id };
+      if (last) cursor = { finishedAt: last.last_finished_at, id: last.last_id };
       if (!(await this.goOn(count, deadline))) break;
     }
     for (;;) {
