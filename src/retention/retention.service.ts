@@ -14,11 +14,18 @@ import { MetricsRegistry } from '../metrics/metrics.registry';
  */
 export const DRAIN_BATCH_RETENTION_DAYS = 35;
 /** Rows per batch: each batch is one short transaction, so its row locks are held briefly. */
-const BATCH_ROWS = 1000;
+const BATCH_ROWS = 500;
 /** One run stops after this long; the next run goes on where it stopped. */
-const RUN_BUDGET_MS = 20_000;
-/** Between batches, so the drain and the inbox get the database in between. */
-const PAUSE_BETWEEN_BATCHES_MS = 20;
+export const RUN_BUDGET_MS = 20_000;
+/**
+ * Between batches retention waits four times as long as the last batch took (at least 20 ms), so
+ * it keeps the database busy a fifth of the time at most and the drain and the inbox get the rest:
+ * still a hundred times what a million new events a day need.
+ */
+const PAUSE_PER_BATCH = 4;
+const MIN_PAUSE_BETWEEN_BATCHES_MS = 20;
+/** A run that stopped at its budget with rows left is followed by the next one this soon. */
+const CATCH_UP_AFTER_MS = 5000;
 /**
  * SKIP LOCKED never waits on a row the drain or the inbox holds; this bounds any other wait of a
  * batch (a cascaded row, a table lock of a migration): the batch gives way and the run ends.
@@ -114,6 +121,9 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private running: Promise<RetentionReport> | undefined;
+  /** The last run stopped at its budget, not for want of rows. */
+  private behind = false;
+  private lastBatchMs = 0;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -144,9 +154,12 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     await this.running?.catch(() => undefined);
   }
 
-  /** One run now (the scheduler calls this; so can tests and operators). */
-  runOnce(now = new Date()): Promise<RetentionReport> {
-    this.running ??= this.run(now).finally(() => (this.running = undefined));
+  /**
+   * One run now (the scheduler calls this; so can tests and operators), batches until nothing is
+   * left or `budgetMs` has passed. A run already under way is joined instead.
+   */
+  runOnce(now = new Date(), budgetMs = RUN_BUDGET_MS): Promise<RetentionReport> {
+    this.running ??= this.run(now, budgetMs).finally(() => (this.running = undefined));
     return this.running;
   }
 
@@ -155,12 +168,13 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
       .catch((error: unknown) => this.log.error({ err: error }, 'retention run failed'))
       .finally(() => {
         if (this.stopping) return;
-        this.timer = setTimeout(() => this.tick(), this.intervalMs);
+        const next = this.behind ? Math.min(CATCH_UP_AFTER_MS, this.intervalMs) : this.intervalMs;
+        this.timer = setTimeout(() => this.tick(), next);
         this.timer.unref();
       });
   }
 
-  private async run(now: Date): Promise<RetentionReport> {
+  private async run(now: Date, budgetMs: number): Promise<RetentionReport> {
     const report: RetentionReport = {
       ran: false,
       storedEvents: 0,
@@ -177,7 +191,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
       if (rows[0]?.locked !== true) return report;
       report.ran = true;
       try {
-        await this.retire(runner, now, report);
+        this.behind = await this.retire(runner, now, Date.now() + budgetMs, report);
       } finally {
         await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [LOCK_KEY]);
       }
@@ -192,8 +206,12 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     return report;
   }
 
-  private async retire(runner: QueryRunner, now: Date, report: RetentionReport): Promise<void> {
-    const deadline = Date.now() + RUN_BUDGET_MS;
+  private async retire(
+    runner: QueryRunner,
+    now: Date,
+    deadline: number,
+    report: RetentionReport,
+  ): Promise<boolean> {
     const eventsBefore = new Date(now.getTime() - this.config.retentionDays * 86_400_000);
     const batchesBefore = new Date(now.getTime() - DRAIN_BATCH_RETENTION_DAYS * 86_400_000);
     // The events' walk goes forward through the index, so rows kept for a reason (an uncleared
@@ -206,31 +224,47 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
         cursor.finishedAt,
         cursor.id,
       ]);
-      if (retired === undefined) return;
+      if (retired === undefined) return false;
       // One row: the greatest key deleted (where the walk resumes) and how many were.
       const [last] = retired as { last_finished_at: string; last_id: string; count: number }[];
       const count = last?.count ?? 0;
       report.storedEvents += count;
       if (last) cursor = { finishedAt: last.last_finished_at, id: last.last_id };
-      if (!(await this.goOn(count, deadline))) break;
+      if (count < BATCH_ROWS) break;
+      // Out of time with events left: the batches still get one batch, then the next run goes on.
+      if (!(await this.goOn(deadline))) {
+        await this.retireDrainBatches(runner, batchesBefore, deadline, report);
+        return true;
+      }
     }
+    return this.retireDrainBatches(runner, batchesBefore, deadline, report);
+  }
+
+  /** Cleared batches, after the events; true when the run stopped with more of them left. */
+  private async retireDrainBatches(
+    runner: QueryRunner,
+    batchesBefore: Date,
+    deadline: number,
+    report: RetentionReport,
+  ): Promise<boolean> {
     for (;;) {
       const retired = await this.batch(runner, report, RETIRE_DRAIN_BATCHES, [
         batchesBefore,
         BATCH_ROWS,
       ]);
-      if (retired === undefined) return;
+      if (retired === undefined) return false;
       // A DELETE answers [rows, affected count].
       const [, count] = retired as [unknown, number];
       report.drainBatches += count;
-      if (!(await this.goOn(count, deadline))) break;
+      if (count < BATCH_ROWS) return false;
+      if (!(await this.goOn(deadline))) return true;
     }
   }
 
-  /** After a full batch, time left and not stopping: pause, then one more. */
-  private async goOn(count: number, deadline: number): Promise<boolean> {
-    if (count < BATCH_ROWS || Date.now() > deadline || this.stopping) return false;
-    await sleep(PAUSE_BETWEEN_BATCHES_MS);
+  /** After a full batch, with time left and not stopping: pause, then one more. */
+  private async goOn(deadline: number): Promise<boolean> {
+    if (Date.now() > deadline || this.stopping) return false;
+    await sleep(Math.max(MIN_PAUSE_BETWEEN_BATCHES_MS, this.lastBatchMs * PAUSE_PER_BATCH));
     return true;
   }
 
@@ -250,10 +284,8 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
       const startedAt = performance.now();
       const result: unknown = await runner.query(sql, params);
       await runner.commitTransaction();
-      report.longestStatementMs = Math.max(
-        report.longestStatementMs,
-        Math.round(performance.now() - startedAt),
-      );
+      this.lastBatchMs = performance.now() - startedAt;
+      report.longestStatementMs = Math.max(report.longestStatementMs, Math.round(this.lastBatchMs));
       return result;
     } catch (error) {
       await runner.rollbackTransaction();

@@ -2,10 +2,10 @@
  * Retention against the drain: a day's worth of old rows (BENCH_RETENTION_EVENTS stored events,
  * default 1,000,000, over 10,000 portals, with their attempts and drain batches, all past their
  * windows) is inserted set-based, then a fleet drain (BENCH_RETENTION_DRAIN_PORTALS portals × 100
- * events a round, 16 portals at a time, against the emulator) is measured without retention, while
- * retention retires the whole day (runs back to back, i.e. retention never idle), and without it
- * again. Reports both rates and the drop (target ≤ 10%), rows retired per second, retention's
- * longest batch and the longest lock wait seen by any other backend (the drain's).
+ * events a round, 16 portals at a time, against the emulator) runs round after round, rounds
+ * without and with retention alternating, until retention (runs back to back while on) has retired
+ * the whole day. Reports both rates and the drop (target ≤ 10%), rows retired per second,
+ * retention's longest batch and the longest lock wait seen by any other backend (the drain's).
  */
 import { Client } from 'pg';
 import { Bitrix24Client } from '../../src/bitrix24/bitrix24.client';
@@ -14,7 +14,12 @@ import { DrainService } from '../../src/offline-queue/drain.service';
 import { RetentionService, type RetentionReport } from '../../src/retention/retention.service';
 import { installPortalDirectly } from '../support/portal-fixtures';
 import { startTestApp, TEST_CLIENT_ID, TEST_CLIENT_SECRET } from '../support/test-app';
-import { createBenchDatabase, forEachLimited, machineDescription } from './bench-environment';
+import {
+  createBenchDatabase,
+  forEachLimited,
+  machineDescription,
+  percentile,
+} from './bench-environment';
 
 const DAY_EVENTS = Number(process.env.BENCH_RETENTION_EVENTS ?? 1_000_000);
 const DAY_PORTALS = 10_000;
@@ -23,7 +28,8 @@ const EVENTS_PER_BATCH = 10;
 const DRAIN_PORTALS = Number(process.env.BENCH_RETENTION_DRAIN_PORTALS ?? 200);
 const EVENTS_PER_DRAIN_PORTAL = 100;
 const DRAIN_CONCURRENCY = 16;
-const BASELINE_ROUNDS = Number(process.env.BENCH_RETENTION_BASELINE_ROUNDS ?? 6);
+/** Retention runs this long at most, so it can be switched off between rounds. */
+const RETENTION_RUN_MS = 1000;
 /** Generous limits: the drain is bound by Postgres and the two cores, not by Bitrix24's bucket. */
 const RATE_LIMIT = { rps: 100_000, burst: 100_000 };
 
@@ -87,8 +93,12 @@ async function dayCounts(sql: Client): Promise<DayCounts> {
 class LockWaitSampler {
   private stopped = false;
   private loop: Promise<void> | undefined;
-  others = 0;
-  retention = 0;
+  /** Which rounds the waits seen now count for. */
+  mode: RoundMode = 'without';
+  readonly longest = {
+    without: { drain: 0, retention: 0 },
+    with: { drain: 0, retention: 0 },
+  };
 
   constructor(private readonly sql: Client) {}
 
@@ -104,12 +114,15 @@ class LockWaitSampler {
            SELECT l.pid IN (SELECT pid FROM holder) AS retention,
                   max(extract(epoch FROM clock_timestamp() - l.waitstart) * 1000)::float8 AS ms
              FROM pg_locks l
-            WHERE NOT l.granted AND l.waitstart IS NOT NULL AND l.pid <> pg_backend_pid()
+            WHERE NOT l.granted AND l.waitstart IS NOT NULL
+              AND l.pid IN (SELECT pid FROM pg_stat_activity
+                             WHERE datname = current_database() AND pid <> pg_backend_pid())
             GROUP BY 1`,
         );
+        const longest = this.longest[this.mode];
         for (const row of rows) {
-          if (row.retention) this.retention = Math.max(this.retention, row.ms);
-          else this.others = Math.max(this.others, row.ms);
+          if (row.retention) longest.retention = Math.max(longest.retention, row.ms);
+          else longest.drain = Math.max(longest.drain, row.ms);
         }
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
@@ -122,14 +135,52 @@ class LockWaitSampler {
   }
 }
 
-interface DrainPhase {
-  rounds: number;
-  events: number;
-  seconds: number;
-  rate: number;
-  longestLockWaitMs: number;
-  /** Retention's own longest wait (its batches give way after lock_timeout). */
-  retentionLockWaitMs: number;
+type RoundMode = 'without' | 'with';
+
+/**
+ * Retention's runs back to back, in short runs (RETENTION_RUN_MS each) so that it can be switched
+ * off between drain rounds; the totals add up every run's report.
+ */
+class RetentionDriver {
+  private active = false;
+  private loop: Promise<void> | undefined;
+  private activeSince = 0;
+  done = false;
+  runs = 0;
+  seconds = 0;
+  readonly totals: RetentionReport = {
+    ran: true,
+    storedEvents: 0,
+    drainBatches: 0,
+    longestStatementMs: 0,
+  };
+
+  constructor(private readonly retention: RetentionService) {}
+
+  start(): void {
+    this.active = true;
+    this.activeSince = performance.now();
+    this.loop = (async () => {
+      while (this.active && !this.done) {
+        const report = await this.retention.runOnce(new Date(), RETENTION_RUN_MS);
+        this.runs += 1;
+        this.totals.storedEvents += report.storedEvents;
+        this.totals.drainBatches += report.drainBatches;
+        this.totals.longestStatementMs = Math.max(
+          this.totals.longestStatementMs,
+          report.longestStatementMs,
+        );
+        if (report.storedEvents === 0 && report.drainBatches === 0) this.done = true;
+      }
+    })();
+  }
+
+  /** Switches it off: returns once its current run has ended. */
+  async stop(): Promise<void> {
+    this.active = false;
+    await this.loop;
+    this.seconds += (performance.now() - this.activeSince) / 1000;
+  }
 }
 
 async function main(): Promise<void> {
@@ -195,8 +246,13 @@ async function main(): Promise<void> {
 
     const drain = app.app.get(DrainService);
     let stored = 0;
-    /** One round: 100 events queued on every drain portal, then all drained, 16 at a time. */
-    const round = async (): Promise<{ events: number; ms: number }> => {
+    /**
+     * One round: 100 events queued on every drain portal, then all drained, 16 at a time; with
+     * retention on from the first drain to the last.
+     */
+    const round = async (
+      driver?: RetentionDriver,
+    ): Promise<{ events: number; seconds: number }> => {
       await forEachLimited(memberIds, 32, async (memberId) => {
         await emulator.control.enqueueOfflineEvents(memberId, {
           count: EVENTS_PER_DRAIN_PORTAL,
@@ -204,109 +260,90 @@ async function main(): Promise<void> {
           notify: false,
         });
       });
+      driver?.start();
       const startedAt = performance.now();
       let events = 0;
-      await forEachLimited(memberIds, DRAIN_CONCURRENCY, async (memberId) => {
-        const report = await drain.drainPortal(memberId);
-        if (report.outcome !== 'drained')
-          throw new Error(`drain ${report.outcome}: ${report.error}`);
-        events += report.events;
-      });
+      let seconds = 0;
+      try {
+        await forEachLimited(memberIds, DRAIN_CONCURRENCY, async (memberId) => {
+          const report = await drain.drainPortal(memberId);
+          if (report.outcome !== 'drained') {
+            throw new Error(`drain ${report.outcome}: ${report.error}`);
+          }
+          events += report.events;
+        });
+        seconds = (performance.now() - startedAt) / 1000;
+      } finally {
+        await driver?.stop();
+      }
       stored += events;
-      return { events, ms: performance.now() - startedAt };
-    };
-    const phase = async (until: () => boolean): Promise<DrainPhase> => {
-      const sampler = new LockWaitSampler(samplerSql);
-      sampler.start();
-      let rounds = 0;
-      let events = 0;
-      let ms = 0;
-      try {
-        while (!until()) {
-          const done = await round();
-          rounds += 1;
-          events += done.events;
-          ms += done.ms;
-        }
-      } finally {
-        await sampler.stop();
-      }
-      return {
-        rounds,
-        events,
-        seconds: ms / 1000,
-        rate: events / (ms / 1000),
-        longestLockWaitMs: sampler.others,
-        retentionLockWaitMs: sampler.retention,
-      };
-    };
-    const rounds = (count: number): (() => boolean) => {
-      let left = count;
-      return () => left-- <= 0;
+      return { events, seconds };
     };
 
-    // One round to warm up (first drains of each portal: lease rows, adoption checks).
+    // A warm-up round: each portal's first drain (lease rows, the first adoption check).
     await round();
-    const before = await phase(rounds(BASELINE_ROUNDS));
 
-    const retention = app.app.get(RetentionService);
-    const totals: RetentionReport = {
-      ran: true,
-      storedEvents: 0,
-      drainBatches: 0,
-      longestStatementMs: 0,
-    };
-    let runs = 0;
-    let retiring = true;
-    const retentionStarted = performance.now();
-    const retire = (async () => {
-      try {
-        for (;;) {
-          const report = await retention.runOnce();
-          runs += 1;
-          totals.storedEvents += report.storedEvents;
-          totals.drainBatches += report.drainBatches;
-          totals.longestStatementMs = Math.max(
-            totals.longestStatementMs,
-            report.longestStatementMs,
-          );
-          if (report.storedEvents === 0 && report.drainBatches === 0) break;
+    // Rounds without and with retention alternate in pairs (without-with, then with-without, …),
+    // so the load of a shared machine, which drifts by more than the effect, weighs on both alike.
+    // A pair counts only when retention was busy all through its round.
+    const driver = new RetentionDriver(app.app.get(RetentionService));
+    const sampler = new LockWaitSampler(samplerSql);
+    const sums = { without: { events: 0, seconds: 0 }, with: { events: 0, seconds: 0 } };
+    const pairDrops: number[] = [];
+    let pairs = 0;
+    sampler.start();
+    try {
+      for (let pair = 0; !driver.done; pair += 1) {
+        const order: RoundMode[] = pair % 2 === 0 ? ['without', 'with'] : ['with', 'without'];
+        const rates: Partial<Record<RoundMode, { events: number; seconds: number }>> = {};
+        for (const mode of order) {
+          sampler.mode = mode;
+          rates[mode] = await round(mode === 'with' ? driver : undefined);
         }
-      } finally {
-        retiring = false;
+        if (driver.done) break;
+        pairs += 1;
+        for (const mode of order) {
+          sums[mode].events += rates[mode]!.events;
+          sums[mode].seconds += rates[mode]!.seconds;
+        }
+        const rate = (mode: RoundMode): number => rates[mode]!.events / rates[mode]!.seconds;
+        pairDrops.push(1 - rate('with') / rate('without'));
+        console.log(
+          `pair ${pairs}: without ${rate('without').toFixed(0)} events/s, with ${rate('with').toFixed(0)} events/s (${(pairDrops[pairDrops.length - 1] * 100).toFixed(1)}%)`,
+        );
       }
-    })();
-    const during = await phase(() => !retiring);
-    await retire;
-    const retentionSeconds = (performance.now() - retentionStarted) / 1000;
-
-    const after = await phase(rounds(BASELINE_ROUNDS));
+    } finally {
+      await sampler.stop();
+    }
 
     const left = await dayCounts(sql);
-    const retiredRows =
-      seeded.events -
-      left.events +
-      (seeded.attempts - left.attempts) +
-      (seeded.batches - left.batches);
+    const retired = {
+      events: seeded.events - left.events,
+      attempts: seeded.attempts - left.attempts,
+      batches: seeded.batches - left.batches,
+    };
+    const retiredRows = retired.events + retired.attempts + retired.batches;
     const { rows: drained } = await sql.query<{ count: number }>(
       `SELECT count(*)::int AS count FROM stored_events WHERE member_id NOT LIKE 'day-%'`,
     );
 
-    const line = (name: string, p: DrainPhase): string =>
-      `${name}: ${p.rounds} rounds, ${p.events} events in ${p.seconds.toFixed(1)} s of draining = ${p.rate.toFixed(0)} events/s; longest lock wait of the drain ${p.longestLockWaitMs.toFixed(0)} ms`;
+    const rate = (mode: RoundMode): number => sums[mode].events / sums[mode].seconds;
+    const drop = 1 - rate('with') / rate('without');
+    const sortedDrops = [...pairDrops].sort((x, y) => x - y);
     console.log(
-      `drain: ${DRAIN_PORTALS} portals × ${EVENTS_PER_DRAIN_PORTAL} events a round, ${DRAIN_CONCURRENCY} at a time`,
-    );
-    console.log(line('without retention (before)', before));
-    console.log(line('while retention retires the day', during));
-    console.log(line('without retention (after)', after));
-    const baseline = (before.events + after.events) / (before.seconds + after.seconds);
-    const drop = 1 - during.rate / baseline;
-    console.log(
-      `drop: ${(drop * 100).toFixed(1)}% against both baselines (${baseline.toFixed(0)} events/s), ${((1 - during.rate / before.rate) * 100).toFixed(1)}% against the one before (target ≤ 10%)`,
+      `drain: ${DRAIN_PORTALS} portals × ${EVENTS_PER_DRAIN_PORTAL} events a round, ${DRAIN_CONCURRENCY} at a time; ${pairs} pairs of rounds`,
     );
     console.log(
-      `retention: ${runs} runs back to back in ${retentionSeconds.toFixed(1)} s; retired ${seeded.events - left.events} events, ${seeded.attempts - left.attempts} attempts, ${seeded.batches - left.batches} drain batches = ${(retiredRows / retentionSeconds).toFixed(0)} rows/s (${((seeded.events - left.events) / retentionSeconds).toFixed(0)} events/s); longest batch (DELETE to COMMIT) ${totals.longestStatementMs} ms; its own longest lock wait ${during.retentionLockWaitMs.toFixed(0)} ms`,
+      `without retention: ${sums.without.events} events in ${sums.without.seconds.toFixed(1)} s of draining = ${rate('without').toFixed(0)} events/s; longest lock wait of the drain ${sampler.longest.without.drain.toFixed(0)} ms`,
+    );
+    console.log(
+      `while retention retires: ${sums.with.events} events in ${sums.with.seconds.toFixed(1)} s of draining = ${rate('with').toFixed(0)} events/s; longest lock wait of the drain ${sampler.longest.with.drain.toFixed(0)} ms`,
+    );
+    console.log(
+      `drop: ${(drop * 100).toFixed(1)}% (target ≤ 10%); per pair median ${(percentile(sortedDrops, 50) * 100).toFixed(1)}%, from ${(sortedDrops[0] * 100).toFixed(1)}% to ${(sortedDrops[sortedDrops.length - 1] * 100).toFixed(1)}%`,
+    );
+    console.log(
+      `retention: ${driver.runs} runs of at most ${RETENTION_RUN_MS} ms, busy ${driver.seconds.toFixed(1)} s in all; retired ${retired.events} events, ${retired.attempts} attempts, ${retired.batches} drain batches = ${(retiredRows / driver.seconds).toFixed(0)} rows/s (${(retired.events / driver.seconds).toFixed(0)} events/s); longest batch (DELETE to COMMIT) ${driver.totals.longestStatementMs} ms; its own longest lock wait ${sampler.longest.with.retention.toFixed(0)} ms`,
     );
     console.log(
       `kept: ${left.events} events (expected ${expectedEvents}: the dead ones and those of uncleared batches), ${left.batches} drain batches (the uncleared ones); ${drained[0].count} events drained, ${stored} reported by the drains`,
