@@ -16,7 +16,7 @@ export const DRAIN_BATCH_RETENTION_DAYS = 35;
 /** Rows per batch: each batch is one short transaction, so its row locks are held briefly. */
 const BATCH_ROWS = 500;
 /** One run stops after this long; the next run goes on where it stopped. */
-export const RUN_BUDGET_MS = 20_000;
+const RUN_BUDGET_MS = 20_000;
 /**
  * Between batches retention waits four times as long as the last batch took (at least 20 ms), so
  * it keeps the database busy a fifth of the time at most and the drain and the inbox get the rest:
