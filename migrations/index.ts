@@ -15,6 +15,7 @@ import { RobotAnswersSeenByOperators1797200000000 } from './1797200000000-RobotA
 import { PortalSearch1797100000000 } from './1797100000000-PortalSearch';
 import { InboxDeadHoldsTheLine1796800000000 } from './1796800000000-InboxDeadHoldsTheLine';
 import { SharedLimits1796700000000 } from './1796700000000-SharedLimits';
+import { RetentionIndexes1797480000000 } from './1797480000000-RetentionIndexes';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -34,4 +35,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   InboxLineHeads1797400000000,
   RobotAnswersSeenByOperators1797200000000,
   PortalSearch1797100000000,
+  RetentionIndexes1797480000000,
 ];

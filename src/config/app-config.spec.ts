@@ -111,6 +111,18 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('runs retention every 600 s by default and refuses an interval out of range', () => {
+    expect(loadConfig(VALID).retentionIntervalSeconds).toBe(600);
+    expect(
+      loadConfig({ ...VALID, RETENTION_INTERVAL_SECONDS: '60' }).retentionIntervalSeconds,
+    ).toBe(60);
+    for (const value of ['0', '86401', 'often']) {
+      expect(problemsOf({ ...VALID, RETENTION_INTERVAL_SECONDS: value })).toEqual([
+        expect.stringMatching(/^RETENTION_INTERVAL_SECONDS /),
+      ]);
+    }
+  });
+
   it('keeps each portal bucket in Postgres unless told memory, and refuses other stores', () => {
     expect(loadConfig(VALID).bitrix24.rateLimitStore).toBe('postgres');
     expect(

@@ -30,6 +30,7 @@ export class AppConfig {
     rateLimitStore: 'postgres' | 'memory';
   };
   readonly retentionDays: number;
+  readonly retentionIntervalSeconds: number;
   readonly drain: {
     pageSize: number;
     /** The largest page a backlog grows to (BacklogPaging); also the bound on a page's memory. */
@@ -133,6 +134,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
       rateLimitStore: schema.BITRIX24_RATE_LIMIT_STORE,
     },
     retentionDays: schema.RETENTION_DAYS,
+    retentionIntervalSeconds: schema.RETENTION_INTERVAL_SECONDS,
     drain: {
       pageSize: schema.DRAIN_PAGE_SIZE,
       maxPageSize: schema.DRAIN_MAX_PAGE_SIZE,

@@ -162,14 +162,22 @@ export class EnvironmentSchema {
   POLL_INTERVAL_SECONDS = 60;
 
   /**
-   * Processed events (with their attempts) older than this many days are deleted, in small
-   * batches; 0 keeps everything. Dead, failed and pending events are never deleted by age.
+   * Processed and discarded events (with their attempts) that reached that state more than this
+   * many days ago are deleted, in small batches; 0 keeps everything. Dead, failed, pending and
+   * unhandled events are never deleted by age.
    */
   @Transform(toInt)
   @IsInt()
   @Min(0)
   @Max(3650)
   RETENTION_DAYS = 30;
+
+  /** How often a replica tries a retention run (one replica at a time runs it). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(86400)
+  RETENTION_INTERVAL_SECONDS = 600;
 
   @IsOptional()
   @IsString()

@@ -8,6 +8,7 @@ import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
 @Entity({ name: 'drain_batches' })
 @Check('ck_drain_batches_state', `"state" IN ('committed','cleared')`)
 @Index('ix_drain_batches_uncleared', ['memberId'], { where: `"state" = 'committed'` })
+@Index('ix_drain_batches_cleared_at', ['clearedAt'], { where: `"state" = 'cleared'` })
 export class DrainBatchEntity {
   @PrimaryColumn({
     name: 'member_id',

@@ -1,22 +1,34 @@
-import { RetentionService } from '../../src/retention/retention.service';
-import { createTestDatabase, TestDatabase } from '../support/postgres';
-import { startTestApp, TestApp } from '../support/test-app';
 import { Client } from 'pg';
+import { DrainService } from '../../src/offline-queue/drain.service';
+import { RetentionService } from '../../src/retention/retention.service';
+import {
+  installBoundPortal,
+  startDrainHarness,
+  type DrainHarness,
+} from '../offline-queue/drain-harness';
+import type { TestApp } from '../support/test-app';
 
 /**
- * Retention retires processed events older than RETENTION_DAYS and cleared drain batches past
- * Bitrix24's process_id lifetime, and nothing that the inbox or the drain could still need.
+ * Retention retires processed and discarded events whose last attempt is older than
+ * RETENTION_DAYS, and cleared drain batches past Bitrix24's process_id lifetime, and nothing that
+ * the inbox, a robot's answer or the drain could still need.
  */
 describe('retention', () => {
-  let database: TestDatabase;
+  let h: DrainHarness;
   let app: TestApp;
   let sql: Client;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    app = await startTestApp({ databaseUrl: database.url, env: { RETENTION_DAYS: '30' } });
-    sql = new Client({ connectionString: database.url });
-    await sql.connect();
+    h = await startDrainHarness();
+    sql = h.sql;
+    app = await h.startApp({
+      RETENTION_DAYS: '30',
+      // Statuses are set by the tests; no handler run changes them behind their back.
+      INBOX_CONCURRENCY: '0',
+      // A failed drain pass is retried by the test, not by the scheduler in the background.
+      DRAIN_RETRY_BASE_MS: '600000',
+      DRAIN_RETRY_CAP_MS: '600000',
+    });
     await sql.query(
       `INSERT INTO portals (member_id, domain, client_endpoint, status)
        VALUES ('retention-portal', 'r.bitrix24.test', 'https://r.bitrix24.test/rest/', 'active')`,
@@ -24,24 +36,34 @@ describe('retention', () => {
   });
 
   afterAll(async () => {
-    await sql?.end();
-    await app?.close();
-    await database?.drop();
+    await h?.close();
   });
 
+  const retention = (): RetentionService => app.app.get(RetentionService);
+
+  /**
+   * An event and its history: received `receivedDaysAgo`, its last attempt finished
+   * `finishedDaysAgo` with `status` (processed_at then too for a processed one). An event's age is
+   * counted from that last attempt, not from when it arrived.
+   */
   async function storeEvent(row: {
     name: string;
     status: string;
-    ageDays: number;
+    finishedDaysAgo: number;
+    receivedDaysAgo?: number;
     source?: 'online' | 'offline';
     processId?: string | null;
     queueId?: number;
+    claimedForSeconds?: number;
   }): Promise<string> {
+    const receivedDaysAgo = row.receivedDaysAgo ?? row.finishedDaysAgo + 1;
     const { rows } = await sql.query<{ id: string }>(
       `INSERT INTO stored_events (member_id, source, queue_id, process_id, event_name, data,
-          status, received_at, next_attempt_at)
-       VALUES ('retention-portal', $1, $2, $3, $4, '{}'::jsonb, $5,
-               now() - make_interval(days => $6), NULL)
+          status, received_at, processed_at, next_attempt_at, claim_expires_at)
+       VALUES ('retention-portal', $1, $2, $3, $4, '{}'::jsonb, $5::varchar,
+               now() - make_interval(days => $6),
+               CASE WHEN $5::text = 'processed' THEN now() - make_interval(days => $7) END, NULL,
+               now() + make_interval(secs => $8))
        RETURNING id`,
       [
         row.source ?? 'offline',
@@ -49,13 +71,16 @@ describe('retention', () => {
         row.processId ?? null,
         row.name,
         row.status,
-        row.ageDays,
+        receivedDaysAgo,
+        row.finishedDaysAgo,
+        row.claimedForSeconds ?? null,
       ],
     );
+    const outcome = row.status === 'pending' ? 'failed' : row.status;
     await sql.query(
       `INSERT INTO event_attempts (event_id, attempt, trigger, outcome, started_at, finished_at)
-       VALUES ($1, 1, 'automatic', 'processed', now(), now())`,
-      [rows[0].id],
+       VALUES ($1, 1, $2, $3, now() - make_interval(days => $4), now() - make_interval(days => $4))`,
+      [rows[0].id, outcome === 'discarded' ? 'discard' : 'automatic', outcome, row.finishedDaysAgo],
     );
     return rows[0].id;
   }
@@ -69,58 +94,260 @@ describe('retention', () => {
     );
   }
 
-  it('retires old processed events and old cleared batches, and keeps everything still needed', async () => {
+  it('retires events finished long ago and old cleared batches, and keeps everything still needed', async () => {
     await batch('cleared-old', 'cleared', 40);
     await batch('cleared-recent', 'cleared', 31);
     await batch('uncleared', 'committed', 40);
     const retired = [
-      await storeEvent({ name: 'OLD_ONLINE', status: 'processed', ageDays: 31, source: 'online' }),
+      await storeEvent({
+        name: 'OLD_ONLINE',
+        status: 'processed',
+        finishedDaysAgo: 31,
+        source: 'online',
+      }),
       await storeEvent({
         name: 'OLD_CLEARED',
         status: 'processed',
-        ageDays: 31,
+        finishedDaysAgo: 31,
         processId: 'cleared-recent',
         queueId: 1,
       }),
-      await storeEvent({ name: 'OLD_AT_MOST_ONCE', status: 'processed', ageDays: 45, queueId: 2 }),
+      await storeEvent({
+        name: 'OLD_AT_MOST_ONCE',
+        status: 'processed',
+        finishedDaysAgo: 45,
+        queueId: 2,
+      }),
+      await storeEvent({
+        name: 'OLD_DISCARDED',
+        status: 'discarded',
+        finishedDaysAgo: 31,
+        receivedDaysAgo: 60,
+        source: 'online',
+      }),
+      // A claim that lapsed long ago (its run died) protects nothing.
+      await storeEvent({
+        name: 'OLD_LAPSED_CLAIM',
+        status: 'processed',
+        finishedDaysAgo: 40,
+        source: 'online',
+        claimedForSeconds: -3600,
+      }),
     ];
+    const sentRobotRun = await storeEvent({
+      name: 'ROBOT:sent',
+      status: 'processed',
+      finishedDaysAgo: 40,
+      source: 'online',
+    });
+    await sql.query(`INSERT INTO robot_answers (event_id, state) VALUES ($1, 'sent')`, [
+      sentRobotRun,
+    ]);
+    retired.push(sentRobotRun);
     const kept = [
-      await storeEvent({ name: 'RECENT', status: 'processed', ageDays: 29, source: 'online' }),
-      await storeEvent({ name: 'OLD_DEAD', status: 'dead', ageDays: 90, source: 'online' }),
-      await storeEvent({ name: 'OLD_FAILED', status: 'failed', ageDays: 90, source: 'online' }),
-      await storeEvent({ name: 'OLD_PENDING', status: 'pending', ageDays: 90, source: 'online' }),
+      await storeEvent({
+        name: 'RECENT',
+        status: 'processed',
+        finishedDaysAgo: 29,
+        source: 'online',
+      }),
+      // Received long ago, processed (or discarded) lately: its age counts from then.
+      await storeEvent({
+        name: 'OLD_BUT_PROCESSED_LATELY',
+        status: 'processed',
+        finishedDaysAgo: 5,
+        receivedDaysAgo: 90,
+        source: 'online',
+      }),
+      await storeEvent({
+        name: 'OLD_BUT_DISCARDED_LATELY',
+        status: 'discarded',
+        finishedDaysAgo: 2,
+        receivedDaysAgo: 90,
+        source: 'online',
+      }),
+      await storeEvent({ name: 'OLD_DEAD', status: 'dead', finishedDaysAgo: 90, source: 'online' }),
+      await storeEvent({
+        name: 'OLD_FAILED',
+        status: 'failed',
+        finishedDaysAgo: 90,
+        source: 'online',
+      }),
+      await storeEvent({
+        name: 'OLD_PENDING',
+        status: 'pending',
+        finishedDaysAgo: 90,
+        source: 'online',
+      }),
+      // No handler ran it: a replay on a process that has one still may (a rolling deploy).
+      await storeEvent({
+        name: 'OLD_UNHANDLED',
+        status: 'unhandled',
+        finishedDaysAgo: 90,
+        source: 'online',
+      }),
       // Its batch is not cleared: a resume would read the row again, and only this row dedups it.
       await storeEvent({
         name: 'OLD_UNCLEARED',
         status: 'processed',
-        ageDays: 40,
+        finishedDaysAgo: 40,
         processId: 'uncleared',
         queueId: 3,
       }),
+      // A replay of it is running right now (a processed event keeps its status while it runs).
+      await storeEvent({
+        name: 'OLD_BEING_REPLAYED',
+        status: 'processed',
+        finishedDaysAgo: 40,
+        source: 'online',
+        claimedForSeconds: 30,
+      }),
     ];
+    const unsentRobotRun = await storeEvent({
+      name: 'ROBOT:unsent',
+      status: 'processed',
+      finishedDaysAgo: 40,
+      source: 'online',
+    });
+    await sql.query(`INSERT INTO robot_answers (event_id, state) VALUES ($1, 'pending')`, [
+      unsentRobotRun,
+    ]);
+    kept.push(unsentRobotRun);
+    // Locked by someone else (the inbox, an operator's replay): retention skips it, never waits.
+    const lockedOld = await storeEvent({
+      name: 'OLD_LOCKED',
+      status: 'processed',
+      finishedDaysAgo: 40,
+      source: 'online',
+    });
+    const holder = new Client({ connectionString: h.database.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM stored_events WHERE id = $1 FOR UPDATE', [lockedOld]);
 
-    const report = await app.app.get(RetentionService).runOnce();
+      const report = await retention().runOnce();
 
-    expect(report).toEqual({ ran: true, storedEvents: 3, drainBatches: 1 });
-    const { rows: left } = await sql.query<{ id: string }>(
-      `SELECT id FROM stored_events WHERE member_id = 'retention-portal' ORDER BY id`,
-    );
-    expect(left.map((row) => row.id)).toEqual(kept);
+      expect(report).toEqual({
+        ran: true,
+        storedEvents: retired.length,
+        drainBatches: 1,
+        longestStatementMs: expect.any(Number) as number,
+      });
+      const { rows: left } = await sql.query<{ id: string }>(
+        `SELECT id FROM stored_events WHERE member_id = 'retention-portal' ORDER BY id`,
+      );
+      expect(left.map((row) => row.id)).toEqual([...kept, lockedOld]);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
     const { rows: attempts } = await sql.query<{ event_id: string }>(
       'SELECT event_id FROM event_attempts WHERE event_id = ANY($1)',
       [retired],
     );
     expect(attempts).toEqual([]);
+    const { rows: answers } = await sql.query<{ event_id: string }>(
+      'SELECT event_id::text FROM robot_answers ORDER BY event_id',
+    );
+    expect(answers).toEqual([{ event_id: unsentRobotRun }]);
     const { rows: batches } = await sql.query<{ process_id: string }>(
       `SELECT process_id FROM drain_batches WHERE member_id = 'retention-portal' ORDER BY process_id`,
     );
     expect(batches.map((row) => row.process_id)).toEqual(['cleared-recent', 'uncleared']);
 
-    // Nothing more to do on a second run.
-    expect(await app.app.get(RetentionService).runOnce()).toEqual({
+    // The row that was locked goes once it is free; then nothing is left to do.
+    expect(await retention().runOnce()).toMatchObject({ storedEvents: 1, drainBatches: 0 });
+    expect(await retention().runOnce()).toEqual({
       ran: true,
       storedEvents: 0,
       drainBatches: 0,
+      longestStatementMs: expect.any(Number) as number,
     });
+  });
+
+  it('runs on one replica at a time', async () => {
+    const other = new Client({ connectionString: h.database.url });
+    await other.connect();
+    try {
+      await other.query(`SELECT pg_advisory_lock(hashtext('retention'))`);
+      expect(await retention().runOnce()).toEqual({
+        ran: false,
+        storedEvents: 0,
+        drainBatches: 0,
+        longestStatementMs: 0,
+      });
+    } finally {
+      await other.end();
+    }
+    expect((await retention().runOnce()).ran).toBe(true);
+  });
+
+  it('keeps an old event while its batch is uncleared, so the resumed batch stores it once, and retires it after the clear', async () => {
+    const portal = await installBoundPortal(h, app);
+    const drain = app.app.get(DrainService);
+    await h.emulator.control.enqueueOfflineEvents(portal.memberId, {
+      count: 3,
+      event: 'ONCRMDEALUPDATE',
+      notify: false,
+    });
+    // The rows are committed, Bitrix24 refuses the clear: the batch stays reserved there.
+    await h.emulator.control.setFaults(portal.memberId, {
+      errorRate: 1,
+      methods: ['event.offline.clear'],
+    });
+    expect(await drain.drainPortal(portal.memberId)).toMatchObject({
+      outcome: 'failed',
+      events: 3,
+    });
+    const stored = async (): Promise<string[]> =>
+      (
+        await sql.query<{ id: string }>(
+          `SELECT id FROM stored_events WHERE member_id = $1 ORDER BY id`,
+          [portal.memberId],
+        )
+      ).rows.map((row) => row.id);
+    const first = await stored();
+    expect(first).toHaveLength(3);
+    // Processed 40 days ago (the batch is as old): past RETENTION_DAYS, but its batch is uncleared.
+    await sql.query(
+      `UPDATE stored_events SET status = 'processed', next_attempt_at = NULL,
+              received_at = now() - interval '41 days', processed_at = now() - interval '40 days'
+        WHERE member_id = $1`,
+      [portal.memberId],
+    );
+    await sql.query(
+      `UPDATE drain_batches SET committed_at = now() - interval '41 days' WHERE member_id = $1`,
+      [portal.memberId],
+    );
+
+    expect(await retention().runOnce()).toMatchObject({ storedEvents: 0 });
+    expect(await stored()).toEqual(first);
+
+    // Bitrix24 clears again: the drain resumes the batch, gets the same rows, stores none anew.
+    await h.emulator.control.clearFaults(portal.memberId);
+    expect(await drain.drainPortal(portal.memberId)).toMatchObject({
+      outcome: 'drained',
+      recoveredBatches: 1,
+    });
+    expect(await stored()).toEqual(first);
+    const queue = (await h.emulator.control.stats(portal.memberId)).queue;
+    expect(queue).toMatchObject({ total: 0, reserved: 0 });
+
+    // Cleared now: Bitrix24 holds none of its rows, and the events go.
+    expect(await retention().runOnce()).toMatchObject({ storedEvents: 3, drainBatches: 0 });
+    expect(await stored()).toEqual([]);
+    // The batch's ledger row stays for Bitrix24's process_id lifetime after its clear.
+    const { rows: ledger } = await sql.query<{ state: string }>(
+      `SELECT state FROM drain_batches WHERE member_id = $1`,
+      [portal.memberId],
+    );
+    expect(ledger).toEqual([{ state: 'cleared' }]);
+    // Nothing comes back: the next drain finds an empty queue and stores nothing.
+    expect(await drain.drainPortal(portal.memberId)).toMatchObject({
+      outcome: 'drained',
+      events: 0,
+    });
+    expect(await stored()).toEqual([]);
   });
 });
