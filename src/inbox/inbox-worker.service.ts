@@ -36,6 +36,10 @@ const RECORD_BACKLOG_MAX = 2 * RECORD_BATCH_MAX;
  * scan nothing; the line check still decides, and it also keeps one claim from taking two events
  * of one line (the later sees the earlier unfinished). SKIP LOCKED lets replicas claim side by side.
  */
+/** Run before CLAIM_DUE_SQL in its transaction: see InboxWorker.claimDue. */
+export const CLAIM_PLANNER_SETTINGS_SQL = `SELECT set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_seqscan', 'off', true)`;
+
 export const CLAIM_DUE_SQL = `UPDATE stored_events AS e
        SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
            run_token = nextval('stored_event_run_token_seq')
@@ -200,12 +204,24 @@ export class InboxWorker
     this.wakePending = false;
   }
 
+  /**
+   * The claim must walk the due index in its order and stop after `limit` rows. Planned on
+   * statistics older than a burst (a drain that just made 100,000 heads due; a table that grew
+   * from nothing), Postgres expects a handful of due rows and picks a bitmap scan: every due row
+   * is read, checked against its line and sorted before the first is taken, about a second per
+   * claim at 100,000 due rows instead of a few milliseconds. Bitmap and sequential scans are
+   * therefore off for this one statement (SET LOCAL, in its own transaction).
+   */
   private async claimDue(limit: number): Promise<StoredEventEntity[]> {
-    const [rows]: [StoredEventRow[], number] = await this.dataSource.query(CLAIM_DUE_SQL, [
-      limit,
-      this.processor.claimSeconds(),
-      this.config.inbox.maxAttempts,
-    ]);
+    const rows = await this.dataSource.transaction(async (manager) => {
+      await manager.query(CLAIM_PLANNER_SETTINGS_SQL);
+      const [claimed]: [StoredEventRow[], number] = await manager.query(CLAIM_DUE_SQL, [
+        limit,
+        this.processor.claimSeconds(),
+        this.config.inbox.maxAttempts,
+      ]);
+      return claimed;
+    });
     return rows.map(storedEventFromRow);
   }
 
