@@ -527,14 +527,12 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       if (step.kind === 'defer') {
         // The budget cannot pay for another page: clear this one (event.offline.clear has its
         // own budget) and wait for the window, leaving nothing reserved.
-        await client.offlineClear({ processId });
-        await this.ledger.markCleared(memberId, processId);
+        await this.clearOnItsOwn(pass, processId);
         throw new DrainDeferredError(memberId, step.waitMs, step.usedSeconds);
       }
       if (pass.shouldYield()) {
         // Others wait for a slot: clear this page on its own and queue again behind them.
-        await client.offlineClear({ processId });
-        await this.ledger.markCleared(memberId, processId);
+        await this.clearOnItsOwn(pass, processId);
         pass.report.yielded = true;
         this.log.debug({ memberId, events: pass.report.events }, 'drain pass yields its slot');
         return;
@@ -557,10 +555,7 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
       } catch (error) {
         // Refused as a whole (a batch billed as `batch` and over its limit): nothing in it ran.
         // The committed page is cleared on its own, so the wait leaves nothing reserved.
-        if (isOperatingLimit(error)) {
-          await client.offlineClear({ processId });
-          await this.ledger.markCleared(memberId, processId);
-        }
+        if (isOperatingLimit(error)) await this.clearOnItsOwn(pass, processId);
         throw error;
       }
       await this.pausePoint.reached('after-batch', pageNumber, memberId);
@@ -585,6 +580,12 @@ export class DrainService implements OnModuleDestroy, BeforeApplicationShutdown 
         throw new OfflineClearFailedError(memberId, processId, clearError.error);
       }
     }
+  }
+
+  /** Clears a committed page without reserving the next one: the pass ends after it. */
+  private async clearOnItsOwn(pass: Pass, processId: string): Promise<void> {
+    await pass.client.offlineClear({ processId });
+    await this.ledger.markCleared(pass.lease.memberId, processId);
   }
 
   /**
