@@ -238,14 +238,16 @@ export class EnvironmentSchema {
 
   /**
    * Handler runs at once per replica; also how many events one claim takes, so with fast handlers
-   * it sets the inbox's rate (one claim statement per this many runs). 0 makes an ingest-only
-   * replica: it stores events and leaves their handlers to the others.
+   * it sets the inbox's rate (one claim statement per this many runs): 128 lets one replica's inbox
+   * keep pace with a drain at full speed on two cores (test/bench/RESULTS.md, fleet). Handlers
+   * mostly wait on Bitrix24, paced by each portal's bucket, so a run in flight costs little. 0
+   * makes an ingest-only replica: it stores events and leaves their handlers to the others.
    */
   @Transform(toInt)
   @IsInt()
   @Min(0)
   @Max(256)
-  INBOX_CONCURRENCY = 32;
+  INBOX_CONCURRENCY = 128;
 
   /**
    * How often an idle worker looks for due events. New events wake the workers of every replica at

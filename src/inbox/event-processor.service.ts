@@ -318,7 +318,9 @@ export class EventProcessor {
   /** Extends this run's claim; false once another run (or the sweep) took the event over. */
   private async renewClaim(eventId: string, token: string | null): Promise<boolean> {
     const [, updated]: [unknown, number] = await this.dataSource.query(
-      `UPDATE stored_events SET claim_expires_at = now() + make_interval(secs => $3)
+      `UPDATE stored_events SET claim_expires_at = now() + make_interval(secs => $3),
+         next_attempt_at = CASE WHEN next_attempt_at IS NULL THEN NULL
+                                ELSE GREATEST(next_attempt_at, now() + make_interval(secs => $3)) END
        WHERE id = $1 AND run_token = $2`,
       [eventId, token, CLAIM_LEASE_SECONDS],
     );

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { CLAIM_DUE_SQL, CLAIM_PLANNER_SETTINGS_SQL } from '../../src/inbox/inbox-worker.service';
+import { CLAIM_DUE_SQL, claimScript, claimStatement } from '../../src/inbox/inbox-worker.service';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -45,15 +45,36 @@ describe('the inbox claim after a burst', () => {
     await database?.drop();
   });
 
+  /** A query string on one pooled connection, as the worker sends its claim: one result each. */
+  type RawClient<T> = { query(text: string): Promise<{ rows: T[] }[] | { rows: T[] }> };
+  async function onOneConnection<T>(use: (client: RawClient<T>) => Promise<T>): Promise<T> {
+    const runner = dataSource.createQueryRunner();
+    try {
+      return await use((await runner.connect()) as RawClient<T>);
+    } finally {
+      await runner.release();
+    }
+  }
+
   async function claimPlan(settings: boolean): Promise<PlanNode[]> {
-    return dataSource.transaction(async (manager) => {
-      if (settings) await manager.query(CLAIM_PLANNER_SETTINGS_SQL);
-      const [row]: { 'QUERY PLAN': { Plan: PlanNode }[] }[] = await manager.query(
+    type PlanRow = { 'QUERY PLAN': { Plan: PlanNode }[] };
+    if (!settings) {
+      const [row]: PlanRow[] = await dataSource.query(
         `EXPLAIN (FORMAT JSON) ${CLAIM_DUE_SQL}`,
         [32, 30, 8],
       );
       return nodesOf(row['QUERY PLAN'][0].Plan);
+    }
+    // The worker's own string, with EXPLAIN before its claim: the settings go with it the same way.
+    const script = claimScript(32, 30, 8).replace(
+      claimStatement(32, 30, 8),
+      `EXPLAIN (FORMAT JSON) ${claimStatement(32, 30, 8)}`,
+    );
+    const row = await onOneConnection<PlanRow>(async (client) => {
+      const results = (await client.query(script)) as { rows: PlanRow[] }[];
+      return results[results.length - 1].rows[0];
     });
+    return nodesOf(row['QUERY PLAN'][0].Plan);
   }
 
   it('walks the due index in order instead of sorting every due row', async () => {
@@ -64,6 +85,20 @@ describe('the inbox claim after a burst', () => {
         (n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'ix_stored_events_due',
       ),
     ).toBe(true);
+  });
+
+  it('keeps the settings to the claim: the connection goes back to the pool with its defaults', async () => {
+    const after = await onOneConnection<{ enable_seqscan: string; enable_bitmapscan: string }>(
+      async (client) => {
+        await client.query(claimScript(0, 30, 8));
+        const shown = (await client.query(
+          `SELECT current_setting('enable_seqscan') AS enable_seqscan,
+                  current_setting('enable_bitmapscan') AS enable_bitmapscan`,
+        )) as { rows: { enable_seqscan: string; enable_bitmapscan: string }[] };
+        return shown.rows[0];
+      },
+    );
+    expect(after).toEqual({ enable_seqscan: 'on', enable_bitmapscan: 'on' });
   });
 
   it('would not, left to the statistics alone (what the settings are for)', async () => {
