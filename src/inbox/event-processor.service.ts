@@ -1,13 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import type { EventAttemptEntity } from './event-attempt.entity';
 import { HandlerRegistry, RegisteredHandler } from './handler-registry.service';
 import type { InboxEvent } from './inbox-event';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
-import { Line, lockLinesOfPortals, promoteLineHeads } from './inbox-line';
+import { lockLinesStatement, promoteLineHeadsStatement } from './inbox-line';
+import { runInOneRoundTrip, type Statement } from '../database/one-round-trip';
 import { InboxMetrics } from './inbox.metrics';
 import { retryDelayMs } from './retry-policy';
 import type { StoredEventEntity } from './stored-event.entity';
@@ -204,17 +205,36 @@ export class EventProcessor {
     }
   }
 
+  /**
+   * One transaction for the runs. Without a handler that writes in it (recordResult, robots),
+   * the statements go in one round trip (runInOneRoundTrip): records run one batch at a time, and
+   * beside a busy drain each round trip of a six-statement transaction waited its turn.
+   */
   private async recordTogether(runs: readonly CompletedRun[]): Promise<void> {
-    const recorded = await this.dataSource.transaction(async (manager) => {
-      const ids = await this.writeRuns(manager, runs);
-      for (const run of runs) {
-        if (run.outcome !== 'processed' || !ids.has(run.event.id)) continue;
-        for (const [index, handler] of run.handlers.entries()) {
-          await handler.recordResult?.(manager, run.event, run.results[index]);
+    const statements = this.recordStatements(runs);
+    const writesInTransaction = runs.some((run) =>
+      run.handlers.some((handler) => handler.recordResult !== undefined),
+    );
+    let recorded: Set<string>;
+    if (!writesInTransaction) {
+      const results = await runInOneRoundTrip(this.dataSource, statements.list);
+      recorded = idsOf(results[statements.updateAt] as { id: string }[]);
+    } else {
+      recorded = await this.dataSource.transaction(async (manager) => {
+        let ids = new Set<string>();
+        for (const [index, statement] of statements.list.entries()) {
+          const rows: unknown = await manager.query(statement.sql, [...statement.params]);
+          if (index === statements.updateAt) ids = idsOf(rows as { id: string }[]);
         }
-      }
-      return ids;
-    });
+        for (const run of runs) {
+          if (run.outcome !== 'processed' || !ids.has(run.event.id)) continue;
+          for (const [index, handler] of run.handlers.entries()) {
+            await handler.recordResult?.(manager, run.event, run.results[index]);
+          }
+        }
+        return ids;
+      });
+    }
     for (const run of runs) this.reportRun(run, recorded.has(run.event.id));
   }
 
@@ -328,43 +348,57 @@ export class EventProcessor {
   }
 
   /**
-   * The runs' writes, in the caller's transaction, one statement each for all the runs: every
-   * event's new status, the due time of each line's next event, and one attempt row per run, each
-   * only while its run still holds the claim. Returns the ids of the runs that did (a fenced run
-   * writes nothing). A handler that may still be running keeps the claim until its lease lapses,
-   * so nothing else of the event or its object starts before that.
+   * The runs' writes, one statement each for all the runs, in one transaction: the lines' locks,
+   * then every event's new status with one attempt row per run (one statement, each only while
+   * its run still holds the claim: the UPDATE answers the ids of the runs that did, and a fenced
+   * run writes nothing), then the due time of each line's next event. A handler that may still be
+   * running keeps the claim until its lease lapses, so nothing else of the event or its object
+   * starts before that. `updateAt` is the index of the statement that answers the ids.
    */
-  private async writeRuns(
-    manager: EntityManager,
-    unordered: readonly CompletedRun[],
-  ): Promise<Set<string>> {
+  private recordStatements(unordered: readonly CompletedRun[]): {
+    list: Statement[];
+    updateAt: number;
+  } {
     // Rows in id order: two batches that touch the same rows lock them in the same order.
     const runs = [...unordered].sort((a, b) => compareIds(a.event.id, b.event.id));
     // An event that leaves its line lets the next one go: under the line's lock (inbox-line.ts).
-    const leftLines = (candidates: readonly CompletedRun[]): Line[] =>
-      candidates.flatMap((run) =>
-        (run.outcome === 'processed' || run.outcome === 'unhandled') &&
-        run.event.orderingKey !== null
-          ? [{ memberId: run.event.memberId, orderingKey: run.event.orderingKey }]
-          : [],
-      );
-    await lockLinesOfPortals(manager, leftLines(runs));
-    const [updated]: [{ id: string }[], number] = await manager.query(
-      `UPDATE stored_events AS e
-       SET status = r.outcome,
-           last_error = r.failure,
-           next_attempt_at = CASE WHEN r.retry_in_seconds IS NULL THEN NULL
-                                  ELSE GREATEST(now() + make_interval(secs => r.retry_in_seconds),
-                                                CASE WHEN r.ended THEN now()
-                                                     ELSE now() + make_interval(secs => $7) END)
-                             END,
-           processed_at = CASE WHEN r.outcome = 'processed' THEN now() ELSE e.processed_at END,
-           claim_expires_at = CASE WHEN r.ended THEN NULL ELSE now() + make_interval(secs => $7) END
-       FROM unnest($1::bigint[], $2::bigint[], $3::varchar[], $4::text[], $5::float8[], $6::boolean[])
-         AS r(id, run_token, outcome, failure, retry_in_seconds, ended)
-       WHERE e.id = r.id AND e.run_token = r.run_token
-       RETURNING e.id::text AS id`,
-      [
+    // A fenced run's line is promoted too, which changes nothing (promoteLineHeadsStatement).
+    const leftLines = runs.flatMap((run) =>
+      (run.outcome === 'processed' || run.outcome === 'unhandled') && run.event.orderingKey !== null
+        ? [{ memberId: run.event.memberId, orderingKey: run.event.orderingKey }]
+        : [],
+    );
+    const update: Statement = {
+      sql: `WITH r AS (
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::varchar[], $4::text[], $5::float8[],
+                              $6::boolean[])
+           AS r(id, run_token, outcome, failure, retry_in_seconds, ended)),
+       updated AS (
+         UPDATE stored_events AS e
+         SET status = r.outcome,
+             last_error = r.failure,
+             next_attempt_at = CASE WHEN r.retry_in_seconds IS NULL THEN NULL
+                                    ELSE GREATEST(now() + make_interval(secs => r.retry_in_seconds),
+                                                  CASE WHEN r.ended THEN now()
+                                                       ELSE now() + make_interval(secs => $7::int) END)
+                               END,
+             processed_at = CASE WHEN r.outcome = 'processed' THEN now() ELSE e.processed_at END,
+             claim_expires_at = CASE WHEN r.ended THEN NULL
+                                     ELSE now() + make_interval(secs => $7::int) END
+         FROM r
+         WHERE e.id = r.id AND e.run_token = r.run_token
+         RETURNING e.id),
+       attempts AS (
+         INSERT INTO event_attempts
+           (event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at)
+         SELECT a.event_id, a.attempt, a.trigger, a.outcome, a.handlers, a.error, a.started_at,
+                a.finished_at
+         FROM jsonb_to_recordset($8::jsonb) AS a(event_id bigint, attempt integer, trigger varchar,
+                outcome varchar, handlers text[], error text, started_at timestamptz,
+                finished_at timestamptz)
+         JOIN updated ON updated.id = a.event_id)
+       SELECT updated.id::text AS id FROM updated`,
+      params: [
         runs.map((run) => run.event.id),
         runs.map((run) => run.token),
         runs.map((run) => run.outcome),
@@ -372,22 +406,8 @@ export class EventProcessor {
         runs.map((run) => run.retryInSeconds),
         runs.map((run) => run.ended),
         CLAIM_LEASE_SECONDS,
-      ],
-    );
-    const ids = new Set(updated.map((row) => String(row.id)));
-    const current = runs.filter((run) => ids.has(run.event.id));
-    if (current.length === 0) return ids;
-    await promoteLineHeads(manager, leftLines(current));
-    await manager.query(
-      `INSERT INTO event_attempts
-         (event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at)
-       SELECT event_id, attempt, trigger, outcome, handlers, error, started_at, finished_at
-       FROM jsonb_to_recordset($1::jsonb) AS r(event_id bigint, attempt integer, trigger varchar,
-              outcome varchar, handlers text[], error text, started_at timestamptz,
-              finished_at timestamptz)`,
-      [
         JSON.stringify(
-          current.map((run) => ({
+          runs.map((run) => ({
             event_id: run.event.id,
             attempt: run.event.attempts,
             trigger: run.trigger,
@@ -399,9 +419,16 @@ export class EventProcessor {
           })),
         ),
       ],
-    );
-    return ids;
+    };
+    const lock = lockLinesStatement(leftLines);
+    const promote = promoteLineHeadsStatement(leftLines);
+    const list = [...(lock ? [lock] : []), update, ...(promote ? [promote] : [])];
+    return { list, updateAt: lock ? 1 : 0 };
   }
+}
+
+function idsOf(rows: readonly { id: string }[]): Set<string> {
+  return new Set(rows.map((row) => String(row.id)));
 }
 
 /** Compares two bigint ids given as decimal strings. */

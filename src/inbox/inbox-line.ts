@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import type { Statement } from '../database/one-round-trip';
 
 /**
  * An object's line: the stored events of one portal and ordering key, handled one at a time in id
@@ -53,15 +54,21 @@ export async function lockLinesOfPortals(
   manager: EntityManager,
   lines: readonly Line[],
 ): Promise<void> {
-  if (lines.length === 0) return;
+  const statement = lockLinesStatement(lines);
+  if (statement) await manager.query(statement.sql, [...statement.params]);
+}
+
+/** The statement of lockLinesOfPortals (null for no lines), for callers that batch statements. */
+export function lockLinesStatement(lines: readonly Line[]): Statement | null {
+  if (lines.length === 0) return null;
   // pg_advisory_xact_lock is volatile, so Postgres calls it after the sort, in the sorted order.
-  await manager.query(
-    `SELECT pg_advisory_xact_lock(${LINE_LOCK_SPACE}, line.hash)
+  return {
+    sql: `SELECT pg_advisory_xact_lock(${LINE_LOCK_SPACE}, line.hash)
      FROM (SELECT DISTINCT hashtext(l.member_id || chr(31) || l.ordering_key) AS hash
            FROM unnest($1::text[], $2::text[]) AS l(member_id, ordering_key)) AS line
      ORDER BY line.hash`,
-    [lines.map((line) => line.memberId), lines.map((line) => line.orderingKey)],
-  );
+    params: [lines.map((line) => line.memberId), lines.map((line) => line.orderingKey)],
+  };
 }
 
 /**
@@ -79,9 +86,18 @@ export async function promoteLineHeads(
   manager: EntityManager,
   lines: readonly Line[],
 ): Promise<void> {
-  if (lines.length === 0) return;
-  await manager.query(
-    `UPDATE stored_events AS s SET next_attempt_at = now()
+  const statement = promoteLineHeadsStatement(lines);
+  if (statement) await manager.query(statement.sql, [...statement.params]);
+}
+
+/**
+ * The statement of promoteLineHeads (null for no lines). Promoting a line whose head is running,
+ * dead or already due changes nothing, so it may be given any lines, not only those just left.
+ */
+export function promoteLineHeadsStatement(lines: readonly Line[]): Statement | null {
+  if (lines.length === 0) return null;
+  return {
+    sql: `UPDATE stored_events AS s SET next_attempt_at = now()
      FROM (SELECT (SELECT h.id FROM stored_events h
                    WHERE h.member_id = l.member_id AND h.ordering_key = l.ordering_key
                      AND h.status IN ${UNFINISHED_STATUSES_SQL}
@@ -89,8 +105,8 @@ export async function promoteLineHeads(
            FROM (SELECT DISTINCT member_id, ordering_key
                  FROM unnest($1::text[], $2::text[]) AS l(member_id, ordering_key)) AS l) AS head
      WHERE s.id = head.id AND s.status IN ('pending','failed') AND s.next_attempt_at IS NULL`,
-    [lines.map((line) => line.memberId), lines.map((line) => line.orderingKey)],
-  );
+    params: [lines.map((line) => line.memberId), lines.map((line) => line.orderingKey)],
+  };
 }
 
 /**

@@ -1,5 +1,7 @@
 import { DataSource } from 'typeorm';
-import { CLAIM_DUE_SQL, claimScript, claimStatement } from '../../src/inbox/inbox-worker.service';
+import { dataSourceOptions } from '../../src/database/data-source-options';
+import { runInOneRoundTrip } from '../../src/database/one-round-trip';
+import { claimStatements } from '../../src/inbox/inbox-worker.service';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -45,35 +47,16 @@ describe('the inbox claim after a burst', () => {
     await database?.drop();
   });
 
-  /** A query string on one pooled connection, as the worker sends its claim: one result each. */
-  type RawClient<T> = { query(text: string): Promise<{ rows: T[] }[] | { rows: T[] }> };
-  async function onOneConnection<T>(use: (client: RawClient<T>) => Promise<T>): Promise<T> {
-    const runner = dataSource.createQueryRunner();
-    try {
-      return await use((await runner.connect()) as RawClient<T>);
-    } finally {
-      await runner.release();
-    }
-  }
-
   async function claimPlan(settings: boolean): Promise<PlanNode[]> {
     type PlanRow = { 'QUERY PLAN': { Plan: PlanNode }[] };
-    if (!settings) {
-      const [row]: PlanRow[] = await dataSource.query(
-        `EXPLAIN (FORMAT JSON) ${CLAIM_DUE_SQL}`,
-        [32, 30, 8],
-      );
-      return nodesOf(row['QUERY PLAN'][0].Plan);
-    }
-    // The worker's own string, with EXPLAIN before its claim: the settings go with it the same way.
-    const script = claimScript(32, 30, 8).replace(
-      claimStatement(32, 30, 8),
-      `EXPLAIN (FORMAT JSON) ${claimStatement(32, 30, 8)}`,
+    // The worker's own statements, EXPLAIN before the claim: the settings go with it the same way.
+    const [settingsStatement, claim] = claimStatements(32, 30, 8);
+    const explained = { sql: `EXPLAIN (FORMAT JSON) ${claim.sql}`, params: claim.params };
+    const results = await runInOneRoundTrip(
+      dataSource,
+      settings ? [settingsStatement, explained] : [explained],
     );
-    const row = await onOneConnection<PlanRow>(async (client) => {
-      const results = (await client.query(script)) as { rows: PlanRow[] }[];
-      return results[results.length - 1].rows[0];
-    });
+    const [row] = results[results.length - 1] as PlanRow[];
     return nodesOf(row['QUERY PLAN'][0].Plan);
   }
 
@@ -88,17 +71,20 @@ describe('the inbox claim after a burst', () => {
   });
 
   it('keeps the settings to the claim: the connection goes back to the pool with its defaults', async () => {
-    const after = await onOneConnection<{ enable_seqscan: string; enable_bitmapscan: string }>(
-      async (client) => {
-        await client.query(claimScript(0, 30, 8));
-        const shown = (await client.query(
-          `SELECT current_setting('enable_seqscan') AS enable_seqscan,
-                  current_setting('enable_bitmapscan') AS enable_bitmapscan`,
-        )) as { rows: { enable_seqscan: string; enable_bitmapscan: string }[] };
-        return shown.rows[0];
-      },
-    );
-    expect(after).toEqual({ enable_seqscan: 'on', enable_bitmapscan: 'on' });
+    // A pool of one connection: the claim and the look afterwards surely share it.
+    const single = await new DataSource(
+      dataSourceOptions(database.url, { poolSize: 1 }),
+    ).initialize();
+    try {
+      await runInOneRoundTrip(single, claimStatements(0, 30, 8));
+      expect(
+        await single.query(
+          `SELECT current_setting('enable_seqscan') AS seq, current_setting('enable_bitmapscan') AS bitmap`,
+        ),
+      ).toEqual([{ seq: 'on', bitmap: 'on' }]);
+    } finally {
+      await single.destroy();
+    }
   });
 
   it('would not, left to the statistics alone (what the settings are for)', async () => {
