@@ -68,7 +68,7 @@ interface EventCursor {
  * - not locked by anyone (SKIP LOCKED).
  * Their attempts and robot answers go with them (ON DELETE CASCADE).
  */
-const RETIRE_EVENTS = `
+export const RETIRE_EVENTS = `
   WITH doomed AS (
     SELECT e.id, COALESCE(e.processed_at, e.received_at) AS finished_at
       FROM stored_events e
