@@ -58,9 +58,8 @@ interface EventCursor {
  * The rows of stored_events that retention may delete, oldest finish first, after `$3/$4`:
  * - processed, discarded or unhandled (dead, failed and pending events stay), and finished before
  *   `$1`, counted from the last attempt (a replay, a discard), not from receipt: the index orders
- *   by processed_at, or received_at where there is none (a discard, a run that found no handler);
- *   either is at or before the last attempt, and no attempt of the event may have finished since
- *   `$1`, so together they are exactly "its last attempt finished before `$1`";
+ *   by processed_at, or received_at where there is none (a discard, a run that found no handler:
+ *   a time before its last attempt), and no attempt of the event may have finished since `$1`;
  * - not claimed by an inbox run (a replay of a processed event runs with its status unchanged);
  * - not a robot run whose answer Bitrix24 has not been sent yet;
  * - not an offline row of a batch still uncleared: Bitrix24 returns such a row again when the
