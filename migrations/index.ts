@@ -16,6 +16,7 @@ import { PortalSearch1797100000000 } from './1797100000000-PortalSearch';
 import { InboxDeadHoldsTheLine1796800000000 } from './1796800000000-InboxDeadHoldsTheLine';
 import { SharedLimits1796700000000 } from './1796700000000-SharedLimits';
 import { RetentionIndexes1797480000000 } from './1797480000000-RetentionIndexes';
+import { RetentionOfUnhandledEvents1797500000000 } from './1797500000000-RetentionOfUnhandledEvents';
 
 /** Every migration, in order. `npm run migration:generate` writes a new file here; list it below. */
 export const MIGRATIONS: (new () => MigrationInterface)[] = [
@@ -36,4 +37,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   RobotAnswersSeenByOperators1797200000000,
   PortalSearch1797100000000,
   RetentionIndexes1797480000000,
+  RetentionOfUnhandledEvents1797500000000,
 ];

@@ -162,9 +162,9 @@ export class EnvironmentSchema {
   POLL_INTERVAL_SECONDS = 60;
 
   /**
-   * Processed and discarded events (with their attempts) that reached that state more than this
-   * many days ago are deleted, in small batches; 0 keeps everything. Dead, failed, pending and
-   * unhandled events are never deleted by age.
+   * Processed, discarded and unhandled events (with their attempts) whose last attempt is more
+   * than this many days old are deleted, in small batches; 0 keeps everything. Dead, failed and
+   * pending events are never deleted by age.
    */
   @Transform(toInt)
   @IsInt()

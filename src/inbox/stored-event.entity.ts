@@ -54,8 +54,8 @@ export type EventStatus = (typeof EVENT_STATUSES)[number];
 @Index('ix_stored_events_claimed', ['memberId', 'orderingKey'], {
   where: `"claim_expires_at" IS NOT NULL`,
 })
-// Finished events in the order they finished, for retention (an expression index: migration
-// 1797480000000).
+// Finished events (processed, discarded, unhandled) in the order they finished, for retention (an
+// expression index: migrations 1797480000000 and 1797500000000).
 @Index('ix_stored_events_finished', { synchronize: false })
 export class StoredEventEntity {
   @PrimaryGeneratedColumn({

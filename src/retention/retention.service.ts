@@ -56,10 +56,10 @@ interface EventCursor {
 
 /**
  * The rows of stored_events that retention may delete, oldest finish first, after `$3/$4`:
- * - processed or discarded (dead, failed, pending and unhandled events stay), and finished before
+ * - processed, discarded or unhandled (dead, failed and pending events stay), and finished before
  *   `$1`, counted from the last attempt (a replay, a discard), not from receipt: the index orders
- *   by processed_at (received_at where there is none, as for a discard), and no attempt of the
- *   event may have finished since `$1`;
+ *   by processed_at, or received_at where there is none (a discard, a run that found no handler:
+ *   a time before its last attempt), and no attempt of the event may have finished since `$1`;
  * - not claimed by an inbox run (a replay of a processed event runs with its status unchanged);
  * - not a robot run whose answer Bitrix24 has not been sent yet;
  * - not an offline row of a batch still uncleared: Bitrix24 returns such a row again when the
@@ -67,11 +67,11 @@ interface EventCursor {
  * - not locked by anyone (SKIP LOCKED).
  * Their attempts and robot answers go with them (ON DELETE CASCADE).
  */
-const RETIRE_EVENTS = `
+export const RETIRE_EVENTS = `
   WITH doomed AS (
     SELECT e.id, COALESCE(e.processed_at, e.received_at) AS finished_at
       FROM stored_events e
-     WHERE e.status IN ('processed','discarded')
+     WHERE e.status IN ('processed','discarded','unhandled')
        AND COALESCE(e.processed_at, e.received_at) < $1
        AND (COALESCE(e.processed_at, e.received_at), e.id) > ($3::timestamptz, $4::bigint)
        AND (e.claim_expires_at IS NULL OR e.claim_expires_at < now())
@@ -107,9 +107,11 @@ const RETIRE_DRAIN_BATCHES = `
    WHERE b.member_id = d.member_id AND b.process_id = d.process_id`;
 
 /**
- * Retires data that would otherwise grow forever: processed and discarded events (their attempts
- * go with them) whose last attempt is older than RETENTION_DAYS, and cleared drain batches past
- * Bitrix24's process_id lifetime. Dead events stay until the operator replays or discards them.
+ * Retires data that would otherwise grow forever: processed, discarded and unhandled events (their
+ * attempts go with them) whose last attempt is older than RETENTION_DAYS, and cleared drain
+ * batches past Bitrix24's process_id lifetime. Dead events stay until the operator replays or
+ * discards them. An unhandled event is never run again by itself: RETENTION_DAYS is the time the
+ * operator has to replay it once a handler is deployed.
  * One replica runs at a time (a session advisory lock), every RETENTION_INTERVAL_SECONDS, in
  * batches of short transactions within a time budget.
  */

@@ -9,7 +9,7 @@ import {
 import type { TestApp } from '../support/test-app';
 
 /**
- * Retention retires processed and discarded events whose last attempt is older than
+ * Retention retires processed, discarded and unhandled events whose last attempt is older than
  * RETENTION_DAYS, and cleared drain batches past Bitrix24's process_id lifetime, and nothing that
  * the inbox, a robot's answer or the drain could still need.
  */
@@ -43,14 +43,16 @@ describe('retention', () => {
 
   /**
    * An event and its history: received `receivedDaysAgo`, its last attempt finished
-   * `finishedDaysAgo` with `status` (processed_at then too for a processed one). An event's age is
-   * counted from that last attempt, not from when it arrived.
+   * `finishedDaysAgo` with `status` (processed_at then too for a processed one); with
+   * `firstRunDaysAgo`, that last attempt is a replay of a first run then. An event's age is
+   * counted from its last attempt, not from when it arrived.
    */
   async function storeEvent(row: {
     name: string;
     status: string;
     finishedDaysAgo: number;
     receivedDaysAgo?: number;
+    firstRunDaysAgo?: number;
     source?: 'online' | 'offline';
     processId?: string | null;
     queueId?: number;
@@ -77,12 +79,38 @@ describe('retention', () => {
       ],
     );
     const outcome = row.status === 'pending' ? 'failed' : row.status;
-    await sql.query(
-      `INSERT INTO event_attempts (event_id, attempt, trigger, outcome, started_at, finished_at)
-       VALUES ($1, 1, $2, $3, now() - make_interval(days => $4), now() - make_interval(days => $4))`,
-      [rows[0].id, outcome === 'discarded' ? 'discard' : 'automatic', outcome, row.finishedDaysAgo],
-    );
+    const attempts =
+      row.firstRunDaysAgo === undefined
+        ? [{ trigger: 'automatic', daysAgo: row.finishedDaysAgo }]
+        : [
+            { trigger: 'automatic', daysAgo: row.firstRunDaysAgo },
+            { trigger: 'replay', daysAgo: row.finishedDaysAgo },
+          ];
+    for (const [index, attempt] of attempts.entries()) {
+      await sql.query(
+        `INSERT INTO event_attempts (event_id, attempt, trigger, outcome, started_at, finished_at)
+         VALUES ($1, $2, $3, $4, now() - make_interval(days => $5), now() - make_interval(days => $5))`,
+        [
+          rows[0].id,
+          index + 1,
+          outcome === 'discarded' ? 'discard' : attempt.trigger,
+          outcome,
+          attempt.daysAgo,
+        ],
+      );
+    }
     return rows[0].id;
+  }
+
+  /** A robot run processed `finishedDaysAgo`, whose answer to Bitrix24 is in `answer` state. */
+  async function storeRobotRun(
+    name: string,
+    answer: 'pending' | 'sending' | 'sent',
+    finishedDaysAgo: number,
+  ): Promise<string> {
+    const id = await storeEvent({ name, status: 'processed', finishedDaysAgo, source: 'online' });
+    await sql.query(`INSERT INTO robot_answers (event_id, state) VALUES ($1, $2)`, [id, answer]);
+    return id;
   }
 
   async function batch(processId: string, state: 'committed' | 'cleared', ageDays: number) {
@@ -133,17 +161,17 @@ describe('retention', () => {
         source: 'online',
         claimedForSeconds: -3600,
       }),
+      // No handler ran it, and none will: the operator had RETENTION_DAYS to replay it.
+      await storeEvent({
+        name: 'OLD_UNHANDLED',
+        status: 'unhandled',
+        finishedDaysAgo: 31,
+        receivedDaysAgo: 31,
+        source: 'online',
+      }),
+      // Its answer is sent: the answer goes with it.
+      await storeRobotRun('ROBOT:sent', 'sent', 40),
     ];
-    const sentRobotRun = await storeEvent({
-      name: 'ROBOT:sent',
-      status: 'processed',
-      finishedDaysAgo: 40,
-      source: 'online',
-    });
-    await sql.query(`INSERT INTO robot_answers (event_id, state) VALUES ($1, 'sent')`, [
-      sentRobotRun,
-    ]);
-    retired.push(sentRobotRun);
     const kept = [
       await storeEvent({
         name: 'RECENT',
@@ -179,11 +207,20 @@ describe('retention', () => {
         finishedDaysAgo: 90,
         source: 'online',
       }),
-      // No handler ran it: a replay on a process that has one still may (a rolling deploy).
       await storeEvent({
-        name: 'OLD_UNHANDLED',
+        name: 'RECENT_UNHANDLED',
         status: 'unhandled',
-        finishedDaysAgo: 90,
+        finishedDaysAgo: 29,
+        receivedDaysAgo: 29,
+        source: 'online',
+      }),
+      // Replayed lately, still without a handler: the operator's time to deploy one starts anew.
+      await storeEvent({
+        name: 'OLD_UNHANDLED_REPLAYED_LATELY',
+        status: 'unhandled',
+        finishedDaysAgo: 3,
+        firstRunDaysAgo: 90,
+        receivedDaysAgo: 90,
         source: 'online',
       }),
       // Its batch is not cleared: a resume would read the row again, and only this row dedups it.
@@ -203,16 +240,12 @@ describe('retention', () => {
         claimedForSeconds: 30,
       }),
     ];
-    const unsentRobotRun = await storeEvent({
-      name: 'ROBOT:unsent',
-      status: 'processed',
-      finishedDaysAgo: 40,
-      source: 'online',
-    });
-    await sql.query(`INSERT INTO robot_answers (event_id, state) VALUES ($1, 'pending')`, [
-      unsentRobotRun,
-    ]);
-    kept.push(unsentRobotRun);
+    // Bitrix24 has not had their answers yet: a robot's run is kept until it has.
+    const unsentRobotRuns = [
+      await storeRobotRun('ROBOT:pending', 'pending', 40),
+      await storeRobotRun('ROBOT:sending', 'sending', 40),
+    ];
+    kept.push(...unsentRobotRuns);
     // Locked by someone else (the inbox, an operator's replay): retention skips it, never waits.
     const lockedOld = await storeEvent({
       name: 'OLD_LOCKED',
@@ -250,7 +283,7 @@ describe('retention', () => {
     const { rows: answers } = await sql.query<{ event_id: string }>(
       'SELECT event_id::text FROM robot_answers ORDER BY event_id',
     );
-    expect(answers).toEqual([{ event_id: unsentRobotRun }]);
+    expect(answers).toEqual(unsentRobotRuns.map((id) => ({ event_id: id })));
     const { rows: batches } = await sql.query<{ process_id: string }>(
       `SELECT process_id FROM drain_batches WHERE member_id = 'retention-portal' ORDER BY process_id`,
     );
