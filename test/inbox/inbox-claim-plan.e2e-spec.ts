@@ -3,17 +3,8 @@ import { dataSourceOptions } from '../../src/database/data-source-options';
 import { runInOneRoundTrip } from '../../src/database/one-round-trip';
 import { claimStatements } from '../../src/inbox/inbox-worker.service';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
+import { nodesOf, type PlanNode } from '../support/query-plan';
 import { startTestApp, TestApp } from '../support/test-app';
-
-interface PlanNode {
-  'Node Type': string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
-function nodesOf(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodesOf)];
-}
 
 /**
  * A burst makes tens of thousands of events due at once, on a table whose statistics predate it

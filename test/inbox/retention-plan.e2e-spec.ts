@@ -2,16 +2,7 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../../src/database/data-source-options';
 import { RETIRE_EVENTS } from '../../src/retention/retention.service';
 import { createTestDatabase, TestDatabase } from '../support/postgres';
-
-interface PlanNode {
-  'Node Type': string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
-function nodesOf(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodesOf)];
-}
+import { nodesOf, type PlanNode } from '../support/query-plan';
 
 /**
  * Retention's walk over the events must follow the finished index in order and stop after its
