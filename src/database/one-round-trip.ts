@@ -1,10 +1,15 @@
 import { escapeLiteral } from 'pg';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 
 /** A statement with its positional parameters ($1, $2, …). */
 export interface Statement {
   sql: string;
   params: readonly unknown[];
+}
+
+/** Runs one statement through TypeORM, in the manager's transaction when it has one. */
+export function runStatement(manager: EntityManager, statement: Statement): Promise<unknown> {
+  return manager.query(statement.sql, [...statement.params]);
 }
 
 /** pg's own serializer of parameters (arrays, dates, JSON), so a written-in value reads the same. */

@@ -8,7 +8,7 @@ import { HandlerRegistry, RegisteredHandler } from './handler-registry.service';
 import type { InboxEvent } from './inbox-event';
 import { Bitrix24Client } from '../bitrix24/bitrix24.client';
 import { lockLinesStatement, promoteLineHeadsStatement } from './inbox-line';
-import { runInOneRoundTrip, type Statement } from '../database/one-round-trip';
+import { runInOneRoundTrip, runStatement, type Statement } from '../database/one-round-trip';
 import { InboxMetrics } from './inbox.metrics';
 import { retryDelayMs } from './retry-policy';
 import type { StoredEventEntity } from './stored-event.entity';
@@ -223,7 +223,7 @@ export class EventProcessor {
       recorded = await this.dataSource.transaction(async (manager) => {
         let ids = new Set<string>();
         for (const [index, statement] of statements.list.entries()) {
-          const rows: unknown = await manager.query(statement.sql, [...statement.params]);
+          const rows = await runStatement(manager, statement);
           if (index === statements.updateAt) ids = idsOf(rows as { id: string }[]);
         }
         for (const run of runs) {

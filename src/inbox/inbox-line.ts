@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import type { Statement } from '../database/one-round-trip';
+import { runStatement, type Statement } from '../database/one-round-trip';
 
 /**
  * An object's line: the stored events of one portal and ordering key, handled one at a time in id
@@ -55,7 +55,7 @@ export async function lockLinesOfPortals(
   lines: readonly Line[],
 ): Promise<void> {
   const statement = lockLinesStatement(lines);
-  if (statement) await manager.query(statement.sql, [...statement.params]);
+  if (statement) await runStatement(manager, statement);
 }
 
 /** The statement of lockLinesOfPortals (null for no lines), for callers that batch statements. */
@@ -87,7 +87,7 @@ export async function promoteLineHeads(
   lines: readonly Line[],
 ): Promise<void> {
   const statement = promoteLineHeadsStatement(lines);
-  if (statement) await manager.query(statement.sql, [...statement.params]);
+  if (statement) await runStatement(manager, statement);
 }
 
 /**

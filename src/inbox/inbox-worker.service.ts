@@ -9,8 +9,8 @@ import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { AppLogger } from '../logging/app-logger';
 import { EventProcessor } from './event-processor.service';
-import { waitsInLine } from './inbox-line';
 import { runInOneRoundTrip, type Statement } from '../database/one-round-trip';
+import { waitsInLine } from './inbox-line';
 import { RunRecordQueue } from './run-record-queue';
 import {
   storedEventColumns,
@@ -31,6 +31,10 @@ const RECORD_BATCH_MAX = 500;
  */
 const RECORD_BACKLOG_MAX = 2 * RECORD_BATCH_MAX;
 
+/** Run before CLAIM_DUE_SQL in its transaction: see InboxWorker.claimDue. */
+export const CLAIM_PLANNER_SETTINGS_SQL = `SELECT set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_seqscan', 'off', true)`;
+
 /**
  * Claims up to $1 due events for $2 seconds (attempts < $3), oldest due first, and returns them
  * whole. Only heads of their object's line are due (inbox-line.ts), so blocked events cost the
@@ -40,10 +44,6 @@ const RECORD_BACKLOG_MAX = 2 * RECORD_BATCH_MAX;
  * runs under way sit behind the due events in the index, so the next claim does not walk past
  * them, and a run lost with its process is picked up by the same walk once its claim is over.
  */
-/** Run before CLAIM_DUE_SQL in its transaction: see InboxWorker.claimDue. */
-export const CLAIM_PLANNER_SETTINGS_SQL = `SELECT set_config('enable_bitmapscan', 'off', true),
-       set_config('enable_seqscan', 'off', true)`;
-
 export const CLAIM_DUE_SQL = `UPDATE stored_events AS e
        SET attempts = e.attempts + 1, claim_expires_at = now() + make_interval(secs => $2),
            next_attempt_at = now() + make_interval(secs => $2),

@@ -15,7 +15,7 @@
  */
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { CLAIM_DUE_SQL } from '../../src/inbox/inbox-worker.service';
+import { claimStatements } from '../../src/inbox/inbox-worker.service';
 import { InboxService } from '../../src/inbox/inbox.service';
 import { OnBitrix24Event } from '../../src/inbox/on-bitrix24-event.decorator';
 import { startTestApp, TestApp } from '../support/test-app';
@@ -114,8 +114,11 @@ async function timeClaims(dataSource: DataSource): Promise<{ p50: number; p95: n
     await runner.connect();
     try {
       await runner.startTransaction();
+      // The worker's statements: its planner settings, then the timed claim.
+      const [settings, claim] = claimStatements(10, 30, 8);
+      await runner.query(settings.sql, [...settings.params]);
       const started = process.hrtime.bigint();
-      await runner.query(CLAIM_DUE_SQL, [10, 30, 8]);
+      await runner.query(claim.sql, [...claim.params]);
       times.push(Number(process.hrtime.bigint() - started) / 1e6);
       await runner.rollbackTransaction();
     } finally {
